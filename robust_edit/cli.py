@@ -1,0 +1,117 @@
+"""`robust-edit` command line: one sub-command per job, `--help` on each."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _world_build(args) -> None:
+    from robust_edit.world import build as B
+
+    cfg = B.quick_config(seed=args.seed) if args.quick else B.BuildConfig(seed=args.seed)
+    out = Path(args.out)
+    record = B.build(out, cfg, only=args.only)
+    from robust_edit.world.datasets import write_all
+
+    write_all(out / "data")
+    print(json.dumps({"out": str(out), "minutes": record["minutes"]}, indent=2))
+
+
+def _world_describe(args) -> None:
+    from robust_edit.world import vocab
+
+    info = vocab.describe()
+    if args.json:
+        from robust_edit.world.datasets import describe_datasets
+
+        info["datasets"] = describe_datasets()
+        print(json.dumps(info, indent=2))
+    else:
+        for key, value in info.items():
+            print(f"{key}: {value}")
+
+
+def _world_evaluate(args) -> None:
+    from robust_edit.world.evaluate import evaluate_world
+
+    report = evaluate_world(args.model, n_per_prompt=args.images, steps=args.steps,
+                            guidance=args.guidance, seed=args.seed)
+    print(json.dumps(report, indent=2) if args.json else report)
+
+
+def _world_grid(args) -> None:
+    from robust_edit.world.evaluate import prompt_grid
+
+    path = prompt_grid(args.model, Path(args.out), steps=args.steps, guidance=args.guidance)
+    print(f"prompt grid written to {path}")
+
+
+def _generate(args) -> None:
+    from robust_edit.generate import GenerationSettings, generate_csv
+
+    settings = GenerationSettings(steps=args.steps, guidance=args.guidance,
+                                  batch_size=args.batch_size, images_per_prompt=args.images)
+    manifest = generate_csv(args.model, Path(args.prompts), Path(args.out), settings,
+                            limit=args.limit)
+    print(f"{len(manifest['images'])} images written to {args.out} (manifest.json)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from robust_edit.models import WORLD_ASSETS
+
+    p = argparse.ArgumentParser(prog="robust-edit", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    world = sub.add_parser("world", help="the embedded world: build, describe, evaluate, grid")
+    wsub = world.add_subparsers(dest="world_command", required=True)
+    b = wsub.add_parser("build", help="train the world models from scratch (deterministic)")
+    b.add_argument("--out", default=str(WORLD_ASSETS), help="output folder (default: shipped assets)")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--quick", action="store_true", help="a few steps of each stage (for tests)")
+    b.add_argument("--only", choices=["sd", "scorer"], help="build only one model")
+    b.set_defaults(func=_world_build)
+    d = wsub.add_parser("describe", help="print the world's vocabulary and datasets")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=_world_describe)
+    e = wsub.add_parser("evaluate", help="measure controllability and scorer accuracy afresh")
+    e.add_argument("--model", default="world:sd")
+    e.add_argument("--images", type=int, default=2, help="images per prompt")
+    e.add_argument("--steps", type=int, default=25)
+    e.add_argument("--guidance", type=float, default=5.0)
+    e.add_argument("--seed", type=int, default=1234)
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=_world_evaluate)
+    g = wsub.add_parser("grid", help="render a prompt grid PNG with a model")
+    g.add_argument("--model", default="world:sd")
+    g.add_argument("--out", default="outputs/world-grid.png")
+    g.add_argument("--steps", type=int, default=25)
+    g.add_argument("--guidance", type=float, default=5.0)
+    g.set_defaults(func=_world_grid)
+
+    gen = sub.add_parser("generate", help="images for a prompt CSV (prompt, evaluation_seed)")
+    gen.add_argument("--model", default="world:sd", help="world:<name>, pipeline folder or hub id")
+    gen.add_argument("--prompts", required=True, help="CSV with prompt and evaluation_seed columns")
+    gen.add_argument("--out", required=True, help="output folder for PNGs and manifest.json")
+    gen.add_argument("--steps", type=int, default=25)
+    gen.add_argument("--guidance", type=float, default=5.0)
+    gen.add_argument("--batch-size", type=int, default=64)
+    gen.add_argument("--images", type=int, default=1, help="images per prompt")
+    gen.add_argument("--limit", type=int, help="only the first N rows")
+    gen.set_defaults(func=_generate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"robust-edit: error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

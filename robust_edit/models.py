@@ -1,0 +1,151 @@
+"""Model references -> diffusers pipelines, through one code path.
+
+A reference is a hub id (`CompVis/stable-diffusion-v1-4`), a local pipeline folder, or
+`world:<name>` for a model shipped in `robust_edit/world/assets/`. All of them are loaded
+with the pipeline class's own `from_pretrained`; the world only changes the folder.
+
+Each architecture family declares, in one place, the module names later methods need.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+WORLD_ASSETS = Path(__file__).resolve().parent / "world" / "assets"
+
+
+@dataclass(frozen=True)
+class Family:
+    """Module names an architecture family exposes to edit and fine-tuning methods."""
+
+    name: str
+    pipeline_class: str
+    # UCE edits these linear layers (module-name suffixes within the denoiser).
+    uce_layers: tuple[str, ...]
+    # ReFACT edits `text_encoder_mlp.format(layer=L)` in each listed text encoder.
+    text_encoders: tuple[str, ...]
+    text_encoder_mlp: str
+    lora_text_targets: tuple[str, ...]
+    lora_denoiser_targets: tuple[str, ...]
+    denoiser: str
+
+
+FAMILIES: dict[str, Family] = {
+    "sd": Family(
+        name="sd",
+        pipeline_class="StableDiffusionPipeline",
+        uce_layers=("attn2.to_k", "attn2.to_v"),
+        text_encoders=("text_encoder",),
+        text_encoder_mlp="text_model.encoder.layers.{layer}.mlp.fc2",
+        lora_text_targets=("q_proj", "k_proj", "v_proj", "out_proj"),
+        lora_denoiser_targets=("to_q", "to_k", "to_v", "to_out.0"),
+        denoiser="unet",
+    ),
+    "sdxl": Family(
+        name="sdxl",
+        pipeline_class="StableDiffusionXLPipeline",
+        uce_layers=("attn2.to_k", "attn2.to_v"),
+        text_encoders=("text_encoder", "text_encoder_2"),
+        text_encoder_mlp="text_model.encoder.layers.{layer}.mlp.fc2",
+        lora_text_targets=("q_proj", "k_proj", "v_proj", "out_proj"),
+        lora_denoiser_targets=("to_q", "to_k", "to_v", "to_out.0"),
+        denoiser="unet",
+    ),
+    "flux": Family(
+        name="flux",
+        pipeline_class="FluxPipeline",
+        # context_embedder reads T5 token embeddings; linear_1 reads the pooled CLIP embedding.
+        uce_layers=("context_embedder", "time_text_embed.text_embedder.linear_1"),
+        text_encoders=("text_encoder",),
+        text_encoder_mlp="text_model.encoder.layers.{layer}.mlp.fc2",
+        lora_text_targets=("q_proj", "k_proj", "v_proj", "out_proj"),
+        lora_denoiser_targets=("to_q", "to_k", "to_v", "to_out.0"),
+        denoiser="transformer",
+    ),
+}
+_FAMILY_BY_PIPELINE = {f.pipeline_class: f for f in FAMILIES.values()}
+
+# Well-known hub ids, so a reference's family is known before anything is downloaded.
+KNOWN_HUB_MODELS = {
+    "CompVis/stable-diffusion-v1-4": "sd",
+    "stable-diffusion-v1-5/stable-diffusion-v1-5": "sd",
+    "stabilityai/stable-diffusion-2-1": "sd",
+    "stabilityai/stable-diffusion-xl-base-1.0": "sdxl",
+    "black-forest-labs/FLUX.1-schnell": "flux",
+}
+
+
+class ModelReferenceError(ValueError):
+    pass
+
+
+def world_models() -> list[str]:
+    return sorted(p.name for p in WORLD_ASSETS.iterdir() if (p / "model_index.json").exists()) \
+        if WORLD_ASSETS.exists() else []
+
+
+def resolve(ref: str) -> str:
+    """A reference -> what `from_pretrained` takes (a folder path or a hub id)."""
+    if ref.startswith("world:"):
+        folder = WORLD_ASSETS / ref.removeprefix("world:")
+        if not (folder / "model_index.json").exists():
+            raise ModelReferenceError(
+                f"model reference {ref!r}: no shipped world model of that name; "
+                f"known: {['world:' + n for n in world_models()]}")
+        return str(folder)
+    path = Path(ref).expanduser()
+    if path.exists():
+        if not (path / "model_index.json").exists():
+            raise ModelReferenceError(
+                f"model reference {ref!r}: folder has no model_index.json; "
+                "pass a diffusers pipeline folder (pipeline.save_pretrained output)")
+        return str(path)
+    if ref.count("/") == 1 and not ref.startswith(("/", ".")):
+        return ref  # a hub id: only resolvable where the hub is reachable
+    raise ModelReferenceError(
+        f"model reference {ref!r} is neither 'world:<name>', an existing pipeline folder, "
+        "nor a hub id 'org/name'")
+
+
+def family_of(ref: str) -> Family:
+    """The architecture family of a reference, read from model_index.json where local."""
+    if ref in KNOWN_HUB_MODELS:
+        return FAMILIES[KNOWN_HUB_MODELS[ref]]
+    target = Path(resolve(ref))
+    index = target / "model_index.json"
+    if not index.exists():
+        raise ModelReferenceError(
+            f"model reference {ref!r}: family unknown offline; known hub ids: "
+            f"{sorted(KNOWN_HUB_MODELS)}")
+    cls = json.loads(index.read_text())["_class_name"]
+    if cls not in _FAMILY_BY_PIPELINE:
+        raise ModelReferenceError(
+            f"model reference {ref!r}: pipeline class {cls} is not supported; "
+            f"supported: {sorted(_FAMILY_BY_PIPELINE)}")
+    return _FAMILY_BY_PIPELINE[cls]
+
+
+def load_pipeline(ref: str, *, dtype: torch.dtype = torch.float32, device: str | None = None,
+                  safety_checker: bool = False):
+    """Load a reference as a diffusers pipeline. The safety checker is off unless asked for
+    (evaluation protocol: generate unfiltered, record black images separately)."""
+    import diffusers
+
+    family = family_of(ref)
+    pipeline_cls = getattr(diffusers, family.pipeline_class)
+    kwargs: dict = {"torch_dtype": dtype}
+    if family.name == "sd" and not safety_checker:
+        kwargs.update(safety_checker=None, requires_safety_checker=False)
+    pipe = pipeline_cls.from_pretrained(resolve(ref), use_safetensors=True, **kwargs)
+    if safety_checker and ref.startswith("world:"):
+        from robust_edit.world.safety import attach_world_safety_checker
+        attach_world_safety_checker(pipe)
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

@@ -1,0 +1,251 @@
+"""`robust-edit world build`: train the embedded world from scratch, deterministically.
+
+Stages, in order: render the training set; train the VAE; pre-encode latents; train the
+text encoder and UNet jointly (noise prediction, caption dropout, EMA); train the scorer
+(multi-positive contrastive); save everything in its library's own format.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from robust_edit.world import scenes, vocab as V
+from robust_edit.world.render import render
+from robust_edit.world import scorer as world_scorer
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    seed: int = 0
+    n_images: int = 30000
+    vae_steps: int = 1500
+    vae_batch: int = 32
+    vae_lr: float = 1e-3
+    diffusion_steps: int = 1800
+    diffusion_batch: int = 128
+    diffusion_lr: float = 1e-3
+    caption_dropout: float = 0.1
+    ema_decay: float = 0.999
+    scorer_images: int = 40000
+    scorer_steps: int = 1500
+    scorer_batch: int = 256
+    scorer_lr: float = 1e-3
+    threads: int = 2
+
+
+QUICK = BuildConfig(n_images=256, vae_steps=3, vae_batch=8, diffusion_steps=3, diffusion_batch=8,
+                    scorer_images=256, scorer_steps=3, scorer_batch=16)
+
+
+def make_vae():
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, sample_size=V.IMAGE_SIZE,
+        down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
+        block_out_channels=(16, 32, 64), layers_per_block=1, norm_num_groups=16)
+
+
+def make_text_encoder():
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    return CLIPTextModel(CLIPTextConfig(
+        vocab_size=49408, hidden_size=64, intermediate_size=256, num_hidden_layers=4,
+        num_attention_heads=4, max_position_embeddings=77, hidden_act="quick_gelu",
+        projection_dim=64, bos_token_id=49406, eos_token_id=49407, pad_token_id=49407))
+
+
+def make_unet():
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        sample_size=V.IMAGE_SIZE // 4, in_channels=4, out_channels=4, layers_per_block=1,
+        block_out_channels=(64, 128), norm_num_groups=16, cross_attention_dim=64,
+        attention_head_dim=4,
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"))
+
+
+def noise_scheduler_config() -> dict:
+    # Stable Diffusion v1's training schedule.
+    return dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
+                beta_schedule="scaled_linear", clip_sample=False, steps_offset=1)
+
+
+def _images_to_tensor(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+def render_training_set(cfg: BuildConfig) -> tuple[np.ndarray, list[str], list[str]]:
+    rng = random.Random(cfg.seed)
+    images, captions, kinds = [], [], []
+    for _ in tqdm(range(cfg.n_images), desc="render training set", mininterval=2):
+        scene, caption, kind = scenes.sample_example(rng)
+        images.append(render(scene))
+        captions.append(caption)
+        kinds.append(kind)
+    return np.stack(images), captions, kinds
+
+
+def train_vae(images: np.ndarray, cfg: BuildConfig):
+    vae = make_vae()
+    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.vae_steps, 1))
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    bar = tqdm(range(cfg.vae_steps), desc="train VAE", mininterval=2)
+    for _ in bar:
+        idx = torch.randint(0, len(images), (cfg.vae_batch,), generator=gen)
+        x = _images_to_tensor(images[idx.numpy()])
+        posterior = vae.encode(x).latent_dist
+        z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=gen)
+        recon = vae.decode(z).sample
+        kl = posterior.kl().mean() / x[0].numel()
+        loss = F.mse_loss(recon, x) + 0.5 * F.l1_loss(recon, x) + 1e-4 * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+    return vae.eval()
+
+
+@torch.no_grad()
+def encode_latents(vae, images: np.ndarray) -> torch.Tensor:
+    out = [vae.encode(_images_to_tensor(images[i:i + 512])).latent_dist.mean
+           for i in range(0, len(images), 512)]
+    return torch.cat(out)
+
+
+def train_diffusion(latents: torch.Tensor, input_ids: torch.Tensor, empty_ids: torch.Tensor,
+                    cfg: BuildConfig):
+    from diffusers import DDPMScheduler
+    from diffusers.optimization import get_cosine_schedule_with_warmup
+    from diffusers.training_utils import EMAModel
+
+    text_encoder, unet = make_text_encoder(), make_unet()
+    params = list(text_encoder.parameters()) + list(unet.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.diffusion_lr, weight_decay=1e-2)
+    lr_sched = get_cosine_schedule_with_warmup(opt, 200, max(cfg.diffusion_steps, 1))
+    ema = EMAModel(params, decay=cfg.ema_decay)
+    noise_sched = DDPMScheduler(**noise_scheduler_config())
+    gen = torch.Generator().manual_seed(cfg.seed + 2)
+    bar = tqdm(range(cfg.diffusion_steps), desc="train text encoder + UNet", mininterval=2)
+    for _ in bar:
+        idx = torch.randint(0, len(latents), (cfg.diffusion_batch,), generator=gen)
+        ids = input_ids[idx].clone()
+        drop = torch.rand(len(idx), generator=gen) < cfg.caption_dropout
+        ids[drop] = empty_ids
+        z = latents[idx]
+        noise = torch.randn(z.shape, generator=gen)
+        t = torch.randint(0, noise_sched.config.num_train_timesteps, (len(idx),), generator=gen)
+        cond = text_encoder(ids)[0]
+        pred = unet(noise_sched.add_noise(z, noise, t), t, cond).sample
+        loss = F.mse_loss(pred, noise)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        lr_sched.step()
+        ema.step(params)
+        bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+    ema.copy_to(params)
+    return text_encoder.eval(), unet.eval()
+
+
+def train_scorer(cfg: BuildConfig):
+    import open_clip
+
+    rng = random.Random(cfg.seed + 3)
+    pool = [scenes.sample_scorer_scene(rng) for _ in range(cfg.scorer_images)]
+    images = np.stack([render(s) for s in tqdm(pool, desc="render scorer set", mininterval=2)])
+    fact_index: dict[tuple[str, str], int] = {}
+
+    def bits(fs) -> int:
+        return sum(1 << fact_index.setdefault(f, len(fact_index)) for f in fs)
+
+    scene_bits = np.array([bits(scenes.facts(s)) for s in pool], dtype=np.uint64)
+    assert len(fact_index) <= 64, "facts no longer fit a 64-bit mask"
+    model = world_scorer.create_untrained()
+    tokenizer = open_clip.get_tokenizer("ViT-B-32", context_length=model.context_length)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.scorer_lr, weight_decay=0.05)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.scorer_lr,
+                                                total_steps=max(cfg.scorer_steps, 1), pct_start=0.1)
+    gen = torch.Generator().manual_seed(cfg.seed + 4)
+    bar = tqdm(range(cfg.scorer_steps), desc="train scorer", mininterval=2)
+    for _ in bar:
+        idx = torch.randint(0, len(pool), (cfg.scorer_batch,), generator=gen).numpy()
+        texts, cap_bits = [], []
+        for i in idx:
+            text, fs = scenes.scorer_caption(pool[i], rng)
+            texts.append(text)
+            cap_bits.append(bits(fs))
+        cap_bits = np.array(cap_bits, dtype=np.uint64)
+        # match[i, j]: caption i is true of image j.
+        match = (cap_bits[:, None] & ~scene_bits[idx][None, :]) == 0
+        match = torch.from_numpy(match).float()
+        img_f, txt_f, scale = model(world_scorer.to_tensor(images[idx]), tokenizer(texts))[:3]
+        logits_t2i = scale * txt_f @ img_f.T
+        loss = 0.5 * (
+            F.cross_entropy(logits_t2i, match / match.sum(1, keepdim=True))
+            + F.cross_entropy(logits_t2i.T, match.T / match.T.sum(1, keepdim=True)))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, np.log(100))
+        bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+    return model.eval()
+
+
+def build(out: Path, cfg: BuildConfig = BuildConfig(), *, only: str | None = None) -> dict:
+    """Train and save the world under `out` (`out/sd`, `out/scorer`); returns the build record."""
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
+
+    from robust_edit.provenance import package_versions
+    from robust_edit.world.tokenizer import clip_tokenizer
+
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    t0 = time.time()
+    minutes: dict[str, float] = {}
+    if only in (None, "sd"):
+        images, captions, _ = render_training_set(cfg)
+        tok = clip_tokenizer()
+        enc = lambda texts: tok(texts, padding="max_length", max_length=77, truncation=True,
+                                return_tensors="pt").input_ids
+        input_ids, empty_ids = enc(captions), enc([""])[0]
+        vae = train_vae(images, cfg)
+        minutes["vae"] = (time.time() - t0) / 60
+        latents = encode_latents(vae, images)
+        vae.register_to_config(scaling_factor=float(1.0 / latents.std()))
+        latents = latents * vae.config.scaling_factor
+        t1 = time.time()
+        text_encoder, unet = train_diffusion(latents, input_ids, empty_ids, cfg)
+        minutes["text_encoder_unet"] = (time.time() - t1) / 60
+        pipe = StableDiffusionPipeline(
+            vae=vae, text_encoder=text_encoder, tokenizer=tok, unet=unet,
+            scheduler=DDIMScheduler(**noise_scheduler_config(), set_alpha_to_one=False), safety_checker=None,
+            feature_extractor=None, requires_safety_checker=False)
+        pipe.to(torch.float16).save_pretrained(out / "sd", safe_serialization=True)
+    if only in (None, "scorer"):
+        t2 = time.time()
+        world_scorer.save(train_scorer(cfg), out / "scorer")
+        minutes["scorer"] = (time.time() - t2) / 60
+    minutes["total"] = (time.time() - t0) / 60
+    record = {"config": asdict(cfg), "minutes": minutes, "versions": package_versions()}
+    (out / "build.json").write_text(json.dumps(record, indent=2))
+    return record
+
+
+def quick_config(**overrides) -> BuildConfig:
+    return replace(QUICK, **overrides)
