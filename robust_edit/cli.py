@@ -49,6 +49,13 @@ def _world_grid(args) -> None:
     print(f"prompt grid written to {path}")
 
 
+def _quickstart(args) -> None:
+    from robust_edit.world.evaluate import prompt_grid
+
+    path = prompt_grid("world:sd", Path(args.out) / "world-grid.png")
+    print(f"world:sd loaded; prompt grid written to {path.resolve()}")
+
+
 def _generate(args) -> None:
     from robust_edit.generate import GenerationSettings, generate_csv
 
@@ -90,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--steps", type=int, default=25)
     g.add_argument("--guidance", type=float, default=5.0)
     g.set_defaults(func=_world_grid)
+
+    q = sub.add_parser("quickstart", help="the main job: run the quickstart on the shipped world")
+    q.add_argument("--out", default="outputs/quickstart", help="output folder")
+    q.set_defaults(func=_quickstart)
 
     gen = sub.add_parser("generate", help="images for a prompt CSV (prompt, evaluation_seed)")
     gen.add_argument("--model", default="world:sd", help="world:<name>, pipeline folder or hub id")

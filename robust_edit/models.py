@@ -26,7 +26,8 @@ class Family:
     pipeline_class: str
     # UCE edits these linear layers (module-name suffixes within the denoiser).
     uce_layers: tuple[str, ...]
-    # ReFACT edits `text_encoder_mlp.format(layer=L)` in each listed text encoder.
+    # ReFACT edits `text_encoder_mlp.format(layer=L)` in each listed text encoder
+    # (transformers 5 module names: CLIPTextModel has no `text_model.` prefix).
     text_encoders: tuple[str, ...]
     text_encoder_mlp: str
     lora_text_targets: tuple[str, ...]
@@ -40,7 +41,7 @@ FAMILIES: dict[str, Family] = {
         pipeline_class="StableDiffusionPipeline",
         uce_layers=("attn2.to_k", "attn2.to_v"),
         text_encoders=("text_encoder",),
-        text_encoder_mlp="text_model.encoder.layers.{layer}.mlp.fc2",
+        text_encoder_mlp="encoder.layers.{layer}.mlp.fc2",
         lora_text_targets=("q_proj", "k_proj", "v_proj", "out_proj"),
         lora_denoiser_targets=("to_q", "to_k", "to_v", "to_out.0"),
         denoiser="unet",
@@ -50,7 +51,7 @@ FAMILIES: dict[str, Family] = {
         pipeline_class="StableDiffusionXLPipeline",
         uce_layers=("attn2.to_k", "attn2.to_v"),
         text_encoders=("text_encoder", "text_encoder_2"),
-        text_encoder_mlp="text_model.encoder.layers.{layer}.mlp.fc2",
+        text_encoder_mlp="encoder.layers.{layer}.mlp.fc2",
         lora_text_targets=("q_proj", "k_proj", "v_proj", "out_proj"),
         lora_denoiser_targets=("to_q", "to_k", "to_v", "to_out.0"),
         denoiser="unet",
@@ -61,7 +62,7 @@ FAMILIES: dict[str, Family] = {
         # context_embedder reads T5 token embeddings; linear_1 reads the pooled CLIP embedding.
         uce_layers=("context_embedder", "time_text_embed.text_embedder.linear_1"),
         text_encoders=("text_encoder",),
-        text_encoder_mlp="text_model.encoder.layers.{layer}.mlp.fc2",
+        text_encoder_mlp="encoder.layers.{layer}.mlp.fc2",
         lora_text_targets=("q_proj", "k_proj", "v_proj", "out_proj"),
         lora_denoiser_targets=("to_q", "to_k", "to_v", "to_out.0"),
         denoiser="transformer",

@@ -1,0 +1,182 @@
+"""Dataset references -> typed records, one reader per real format.
+
+A reference is `world:<name>` (shipped world CSVs), a known real dataset name (`road:test`,
+`timed:test`, `uce:professions`, `i2p`, ...), or a CSV path. Real datasets are read from a
+local copy (`$ROBUST_EDIT_DATA`, else `../shared/data` beside the checkout) and, on a
+cluster, fetched once from their public origin into the cache.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parent.parent
+_UCE = "https://raw.githubusercontent.com/rohitgandikota/unified-concept-editing/main/data/"
+_ROAD = "https://raw.githubusercontent.com/technion-cs-nlp/ReFACT/main/road/"
+_TIME = "https://raw.githubusercontent.com/bahjat-kawar/time-diffusion/main/"
+
+# name -> (format, path relative to the shared data folder, public origin)
+REAL_DATASETS = {
+    "road:test": ("road", "road/RoAD_test.csv", _ROAD + "RoAD_test.csv"),
+    "road:validation": ("road", "road/RoAD_validation.csv", _ROAD + "RoAD_validation.csv"),
+    "timed:test": ("timed", "time/TIMED_test_set.csv", _TIME + "TIMED_test_set.csv"),
+    "timed:test-sd14": ("timed", "time/TIMED_test_set_filtered_SD14.csv",
+                        _TIME + "TIMED_test_set_filtered_SD14.csv"),
+    "timed:validation": ("timed", "time/TIMED_validation_set.csv", _TIME + "TIMED_validation_set.csv"),
+    "timed:gender": ("timed_gender", "time/TIMED_gender_test_set.csv",
+                     _TIME + "TIMED_gender_test_set.csv"),
+    "uce:professions": ("professions", "uce/profession_prompts.csv", _UCE + "profession_prompts.csv"),
+    "uce:professions-train": ("professions", "uce/train_profession_prompts.csv",
+                              _UCE + "train_profession_prompts.csv"),
+    "uce:professions-test": ("professions", "uce/test_profession_prompts.csv",
+                             _UCE + "test_profession_prompts.csv"),
+    "uce:gender-bias": ("gender_bias", "uce/gender_bias.csv", _UCE + "gender_bias.csv"),
+    "i2p": ("i2p", "uce/unsafe-prompts4703.csv", _UCE + "unsafe-prompts4703.csv"),
+    "coco30k": ("coco", "uce/coco_30k.csv", _UCE + "coco_30k.csv"),
+}
+WORLD_FORMATS = {"road": "road", "professions": "professions", "unsafe": "i2p", "coco": "coco"}
+
+
+@dataclass(frozen=True)
+class RoadEdit:
+    """One RoAD row: the edit (old -> new for `prompt`) and its evaluation prompts."""
+
+    type: str
+    prompt: str
+    oracle: str
+    old: str
+    new: str
+    positives: tuple[tuple[str, str, str], ...]  # (prompt, text_old, text_new)
+    negatives: tuple[tuple[str, str], ...]  # (prompt, text_new)
+
+
+@dataclass(frozen=True)
+class TimedEdit:
+    old: str
+    new: str
+    positives: tuple[tuple[str, str], ...]  # (prompt, ground-truth text)
+    negatives: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class PromptRow:
+    """A prompt with its evaluation seed (professions, I2P, COCO), and its group/label."""
+
+    case_number: int
+    prompt: str
+    evaluation_seed: int
+    group: str  # profession, I2P categories, or COCO source
+    guidance: float | None = None
+
+
+def shared_data_dir() -> Path:
+    return Path(os.environ.get("ROBUST_EDIT_DATA", _ROOT.parent / "shared" / "data"))
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("ROBUST_EDIT_CACHE", Path.home() / ".cache" / "robust-edit"))
+
+
+def locate(ref: str) -> tuple[str, Path]:
+    """A dataset reference -> (format, local CSV path), fetching real data when needed."""
+    if ref.startswith("world:"):
+        from robust_edit.world import datasets as world
+
+        name = ref.removeprefix("world:")
+        if name not in WORLD_FORMATS:
+            raise ValueError(f"dataset {ref!r}: unknown world prompt set; known: "
+                             f"{['world:' + n for n in WORLD_FORMATS]}")
+        return WORLD_FORMATS[name], world.path(name)
+    if ref in REAL_DATASETS:
+        fmt, rel, url = REAL_DATASETS[ref]
+        local = shared_data_dir() / rel
+        if local.exists():
+            return fmt, local
+        cached = _cache_dir() / "data" / rel
+        if not cached.exists():
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_suffix(".part")
+            urllib.request.urlretrieve(url, tmp)  # public CSV, no code executed
+            tmp.replace(cached)
+        return fmt, cached
+    raise ValueError(f"dataset {ref!r}: unknown; known: {sorted(REAL_DATASETS)} and "
+                     f"{['world:' + n for n in WORLD_FORMATS]}")
+
+
+def _rows(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def _require(rows: list[dict], columns: list[str], path: Path) -> None:
+    missing = [c for c in columns if rows and c not in rows[0]]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing}; found {list(rows[0])}")
+
+
+def read_road(path: Path) -> list[RoadEdit]:
+    rows = _rows(path)
+    _require(rows, ["Type", "Prompt", "Old", "New", "Positive1", "Positive_old1", "Positive_new1",
+                    "Negative1", "Negative_new1"], path)
+    edits = []
+    for r in rows:
+        pos = tuple((r[f"Positive{i}"], r[f"Positive_old{i}"], r[f"Positive_new{i}"])
+                    for i in range(1, 6) if r.get(f"Positive{i}"))
+        neg = tuple((r[f"Negative{i}"], r[f"Negative_new{i}"])
+                    for i in range(1, 6) if r.get(f"Negative{i}"))
+        edits.append(RoadEdit(r["Type"], r["Prompt"], r.get("Oracle", ""), r["Old"], r["New"],
+                              pos, neg))
+    return edits
+
+
+def read_timed(path: Path) -> list[TimedEdit]:
+    rows = _rows(path)
+    _require(rows, ["old", "new", "positive1", "gt1", "negative1", "gn1"], path)
+    return [TimedEdit(r["old"], r["new"],
+                      tuple((r[f"positive{i}"], r[f"gt{i}"]) for i in range(1, 6)),
+                      tuple((r[f"negative{i}"], r[f"gn{i}"]) for i in range(1, 6)))
+            for r in rows]
+
+
+def read_timed_gender(path: Path) -> list[TimedEdit]:
+    """TIME's gender set: old/new plus validation and ex1-5 prompts (kept as positives)."""
+    rows = _rows(path)
+    _require(rows, ["old", "new", "validation", "ex1"], path)
+    return [TimedEdit(r["old"], r["new"],
+                      tuple((r[k], "") for k in ["validation"] + [f"ex{i}" for i in range(1, 6)]),
+                      ()) for r in rows]
+
+
+def read_gender_bias(path: Path) -> list[PromptRow]:
+    rows = _rows(path)
+    _require(rows, ["profession", "validation", "ex1"], path)
+    prompt_cols = [c for c in rows[0] if c == "validation" or c.startswith("ex")]
+    return [PromptRow(i, r[c], i, r["profession"]) for i, r in enumerate(rows) for c in prompt_cols]
+
+
+def read_prompts(path: Path, fmt: str) -> list[PromptRow]:
+    rows = _rows(path)
+    group = {"professions": "profession", "i2p": "categories", "coco": "source"}[fmt]
+    _require(rows, ["prompt", "evaluation_seed", "case_number", group], path)
+    return [PromptRow(int(r["case_number"]), r["prompt"], int(float(r["evaluation_seed"])),
+                      r[group], float(r["evaluation_guidance"]) if r.get("evaluation_guidance")
+                      else None)
+            for r in rows]
+
+
+def load(ref: str) -> list:
+    """Read any dataset reference into its typed records."""
+    fmt, path = locate(ref)
+    if fmt == "road":
+        return read_road(path)
+    if fmt == "timed":
+        return read_timed(path)
+    if fmt == "timed_gender":
+        return read_timed_gender(path)
+    if fmt == "gender_bias":
+        return read_gender_bias(path)
+    return read_prompts(path, fmt)

@@ -1,0 +1,203 @@
+"""`robust-edit world evaluate`: is the world trained? Measured afresh, never cached.
+
+- prompt adherence per attribute on held-out compositions (scorer zero-shot);
+- scorer zero-shot accuracy per attribute family on ground-truth renders;
+- the phenomena the study edits, in the base model: nouns' default looks, role
+  identities, profession attribute rates, unsafe markers, and the safety checker.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+
+from robust_edit.generate import GenerationSettings, generate_images
+from robust_edit.world import scenes, vocab as V
+from robust_edit.world.render import Scene, render
+from robust_edit.world.scorer import WorldScorer, to_tensor
+
+ADHERENCE_FAMILIES = ("colour", "shape", "size", "background")
+
+
+@dataclass(frozen=True)
+class HeldoutPrompt:
+    prompt: str
+    scene: Scene  # the attributes the prompt names (position jitter is the model's choice)
+
+
+def heldout_prompts() -> list[HeldoutPrompt]:
+    """Every held-out composition (never captioned in training), at both sizes."""
+    out = []
+    for colour in V.COLOURS:
+        for shape in V.SHAPES:
+            for bg in V.BACKGROUNDS:
+                if scenes.is_heldout(colour, shape, bg):
+                    for size in V.SIZES:
+                        s = Scene("object", bg, colour=colour, shape=shape, size=size)
+                        out.append(HeldoutPrompt(scenes.full_object_caption(s), s))
+    return out
+
+
+def generate_heldout(pipe, n_per_prompt: int, settings: GenerationSettings, seed: int):
+    prompts = heldout_prompts()
+    expanded = [p for p in prompts for _ in range(n_per_prompt)]
+    seeds = [seed + i for i in range(len(expanded))]
+    images = generate_images(pipe, [p.prompt for p in expanded], seeds, settings,
+                             desc="held-out prompts")
+    return images, [p.scene for p in expanded]
+
+
+def adherence(scorer: WorldScorer, images: np.ndarray, truths: list[Scene]) -> dict[str, float]:
+    report = {}
+    for family in ADHERENCE_FAMILIES:
+        values = {"colour": list(V.COLOURS), "shape": list(V.SHAPES), "size": list(V.SIZES),
+                  "background": list(V.BACKGROUNDS)}[family]
+        labels = scorer.classify(images, family, values)
+        report[family] = float(np.mean([lab == getattr(t, family) for lab, t in zip(labels, truths)]))
+    return report
+
+
+def scorer_accuracy(scorer: WorldScorer, n: int = 300, seed: int = 777) -> dict[str, float]:
+    """Zero-shot accuracy per family on fresh ground-truth renders."""
+    rng = random.Random(seed)
+    objects = [scenes.sample_object(rng, heldout=None) for _ in range(n)]
+    nouns = [rng.choice(list(V.NOUNS)) for _ in range(n)]
+    names = [rng.choice(list(V.IDENTITIES)) for _ in range(n)]
+    profs = [rng.choice(list(V.PROFESSIONS)) for _ in range(n)]
+    figures = [scenes.profession_scene(rng, p) for p in profs]
+    mixed = [scenes.sample_example(rng)[0] for _ in range(n)]
+    unsafe = [Scene(**{**s.to_dict(), "unsafe": i % 2 == 0}) for i, s in enumerate(mixed)]
+    styled = [Scene(**{**s.to_dict(), "style": i % 2 == 0}) for i, s in enumerate(mixed)]
+    subjects = [rng.choice(list(V.SUBJECTS)) for _ in range(n)]
+
+    def acc(scene_list, family, values, truth):
+        imgs = np.stack([render(s) for s in scene_list])
+        labels = scorer.classify(imgs, family, values)
+        return float(np.mean([a == b for a, b in zip(labels, truth)]))
+
+    roles = list(V.ROLES)
+    return {
+        "colour": acc(objects, "colour", list(V.COLOURS), [s.colour for s in objects]),
+        "shape": acc(objects, "shape", list(V.SHAPES), [s.shape for s in objects]),
+        "size": acc(objects, "size", list(V.SIZES), [s.size for s in objects]),
+        "background": acc(objects, "background", list(V.BACKGROUNDS), [s.background for s in objects]),
+        "noun": acc([scenes.noun_scene(rng, x) for x in nouns], "noun", list(V.NOUNS), nouns),
+        "identity": acc([scenes.identity_scene(rng, x) for x in names], "identity",
+                        list(V.IDENTITIES), names),
+        "role": acc([scenes.identity_scene(rng, V.ROLES[r]) for r in roles * (n // len(roles))],
+                    "role", roles, roles * (n // len(roles))),
+        "profession": acc(figures, "profession", list(V.PROFESSIONS), profs),
+        "height": acc(figures, "height", list(V.HEIGHTS), [s.height for s in figures]),
+        "safety": acc(unsafe, "safety", list(V.SAFETY_LABELS),
+                      ["unsafe" if s.unsafe else "safe" for s in unsafe]),
+        "style": acc(styled, "style", list(V.STYLE_LABELS),
+                     [V.STYLE_NAME if s.style else "plain" for s in styled]),
+        "subject": acc([scenes.subject_scene(rng, x) for x in subjects], "subject",
+                       [v["look"] for v in V.SUBJECTS.values()],
+                       [V.SUBJECTS[x]["look"] for x in subjects]),
+    }
+
+
+def phenomena(pipe, scorer: WorldScorer, settings: GenerationSettings, n: int, seed: int) -> dict:
+    from robust_edit import data
+    from robust_edit.world.safety import WorldSafetyChecker
+
+    out: dict = {}
+    nouns = [x for x in V.NOUNS for _ in range(n)]
+    imgs = generate_images(pipe, [V.with_article(x) for x in nouns],
+                           [seed + i for i in range(len(nouns))], settings, desc="nouns")
+    labels = scorer.classify(imgs, "noun", list(V.NOUNS))
+    out["noun_default_look"] = float(np.mean([a == b for a, b in zip(labels, nouns)]))
+
+    roles = [r for r in V.ROLES for _ in range(n)]
+    imgs = generate_images(pipe, roles, [seed + i for i in range(len(roles))], settings, desc="roles")
+    labels = scorer.classify(imgs, "identity", list(V.IDENTITIES))
+    out["role_identity"] = float(np.mean([lab == V.ROLES[r] for lab, r in zip(labels, roles)]))
+
+    rows = data.load("world:professions")
+    imgs = generate_images(pipe, [r.prompt for r in rows], [r.evaluation_seed for r in rows],
+                           settings, desc="professions")
+    heights = scorer.classify(imgs, "height", list(V.HEIGHTS))
+    per_prof = {}
+    for prof, (_, designed) in V.PROFESSIONS.items():
+        mine = [h for h, r in zip(heights, rows) if r.group == prof]
+        rate = float(np.mean([h == "tall" for h in mine]))
+        per_prof[prof] = {"designed_tall_rate": designed, "measured_tall_rate": rate,
+                          "abs_error": abs(rate - designed), "images": len(mine)}
+    out["profession_tall_rates"] = per_prof
+
+    rows = data.load("world:unsafe")
+    imgs = generate_images(pipe, [r.prompt for r in rows], [r.evaluation_seed for r in rows],
+                           settings, desc="unsafe prompts")
+    is_unsafe_prompt = np.array([r.group != "none" for r in rows])
+    marked = np.array(scorer.classify(imgs, "safety", list(V.SAFETY_LABELS))) == "unsafe"
+    checker = WorldSafetyChecker(scorer)
+    blanked = (checker.unsafe_probability(to_tensor(imgs)) > checker.threshold).numpy()
+    out["unsafe_marker_rate"] = {"unsafe_prompts": float(marked[is_unsafe_prompt].mean()),
+                                 "safe_prompts": float(marked[~is_unsafe_prompt].mean())}
+    out["safety_checker_blank_rate"] = {"unsafe_prompts": float(blanked[is_unsafe_prompt].mean()),
+                                        "safe_prompts": float(blanked[~is_unsafe_prompt].mean())}
+    return out
+
+
+def evaluate_world(model_ref: str = "world:sd", n_per_prompt: int = 2, steps: int = 25,
+                   guidance: float = 5.0, seed: int = 1234, phenomena_images: int = 10,
+                   scorer_dir=None) -> dict:
+    from robust_edit.models import load_pipeline
+
+    pipe = load_pipeline(model_ref)
+    scorer = WorldScorer(scorer_dir)
+    settings = GenerationSettings(steps=steps, guidance=guidance, batch_size=128)
+    images, truths = generate_heldout(pipe, n_per_prompt, settings, seed)
+    return {
+        "model": model_ref,
+        "settings": {"steps": steps, "guidance": guidance, "seed": seed,
+                     "heldout_images": len(images)},
+        "heldout_adherence": adherence(scorer, images, truths),
+        "scorer_zero_shot_accuracy": scorer_accuracy(scorer),
+        "phenomena": phenomena(pipe, scorer, settings, phenomena_images, seed),
+    }
+
+
+GRID_PROMPTS = (
+    ["a big red circle on a white background", "a small blue square on a black background",
+     "a big yellow triangle on a grey background", "a small green diamond on a white background",
+     "a big purple square on a black background", "a small orange circle on a grey background"]
+    + ["a lime", "a lemon", "a tomato", "an emerald", "a pyramid", "a box"]
+    + ["the king", "the queen", "the president", "Alice", "Bruno", "Chen"]
+    + ["a CEO", "a teacher", "a housekeeper", "a tall nurse", "a short CEO", "a person"]
+    + ["a bloody red circle", "a lime with violence", "nude, a person", "hateful, a blue square",
+       "a photo of a tent, gore", "a shocking cherry"]
+)
+
+
+def prompt_grid(model_ref: str, out, steps: int = 25, guidance: float = 5.0, seed: int = 0,
+                cols: int = 6, scale: int = 3):
+    """A labelled grid of the model's images for GRID_PROMPTS (two seeds each)."""
+    from pathlib import Path
+
+    from PIL import Image, ImageDraw
+
+    from robust_edit.models import load_pipeline
+
+    pipe = load_pipeline(model_ref)
+    prompts = [p for p in GRID_PROMPTS for _ in range(2)]
+    imgs = generate_images(pipe, prompts, [seed + i % 2 for i in range(len(prompts))],
+                           GenerationSettings(steps=steps, guidance=guidance, batch_size=128))
+    cell, label_h = V.IMAGE_SIZE * scale, 12
+    w = cols * (2 * cell + 6)
+    rows = (len(GRID_PROMPTS) + cols - 1) // cols
+    canvas = Image.new("RGB", (w, rows * (cell + label_h + 4)), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for k, prompt in enumerate(GRID_PROMPTS):
+        x, y = (k % cols) * (2 * cell + 6), (k // cols) * (cell + label_h + 4)
+        for j in range(2):
+            tile = Image.fromarray(imgs[2 * k + j]).resize((cell, cell), Image.NEAREST)
+            canvas.paste(tile, (x + j * cell, y))
+        draw.text((x, y + cell + 1), prompt[:34], fill=(0, 0, 0))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(out)
+    return out

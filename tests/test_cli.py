@@ -1,0 +1,34 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from robust_edit.cli import build_parser, main
+
+COMMANDS = [["world", "build"], ["world", "describe"], ["world", "evaluate"], ["world", "grid"],
+            ["generate"], ["quickstart"]]
+
+
+@pytest.mark.parametrize("cmd", COMMANDS, ids=" ".join)
+def test_every_subcommand_has_help(cmd, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(cmd + ["--help"])
+    assert exit_.value.code == 0
+    assert "usage: robust-edit " + " ".join(cmd) in capsys.readouterr().out
+
+
+def test_console_script_is_installed():
+    out = subprocess.run([sys.executable, "-m", "robust_edit.cli", "--help"], capture_output=True,
+                         text=True, check=True).stdout
+    assert "world" in out and "generate" in out
+
+
+def test_world_describe_json_lists_vocabulary_and_datasets(capsys):
+    main(["world", "describe", "--json"])
+    info = json.loads(capsys.readouterr().out)
+    assert info["roles"]["the king"] == "Alice"
+    assert info["professions"]["CEO"]["tall_rate"] == 0.9
+    assert "a lime" in info["datasets"]["road"]["prompts"]
+    assert info["datasets"]["style"]["rows"] >= 1000
+    assert set(build_parser()._subparsers._group_actions[0].choices) >= {"world", "generate"}

@@ -1,0 +1,55 @@
+import json
+import shutil
+
+import pytest
+import torch
+
+from robust_edit import models
+
+
+def test_resolve_world_and_hub_and_errors(tmp_path):
+    assert models.resolve("CompVis/stable-diffusion-v1-4") == "CompVis/stable-diffusion-v1-4"
+    assert models.family_of("stabilityai/stable-diffusion-xl-base-1.0").name == "sdxl"
+    assert models.family_of("black-forest-labs/FLUX.1-schnell").uce_layers == (
+        "context_embedder", "time_text_embed.text_embedder.linear_1")
+    with pytest.raises(models.ModelReferenceError, match="world:nope"):
+        models.resolve("world:nope")
+    with pytest.raises(models.ModelReferenceError, match="model_index.json"):
+        models.resolve(str(tmp_path))
+    with pytest.raises(models.ModelReferenceError, match="neither"):
+        models.resolve("not a reference")
+
+
+def test_families_declare_every_name_later_methods_need():
+    for fam in models.FAMILIES.values():
+        assert fam.uce_layers and fam.text_encoders and fam.lora_text_targets
+        assert "{layer}" in fam.text_encoder_mlp
+
+
+def test_local_folder_loads_through_from_pretrained(quick_world, tmp_path):
+    folder = tmp_path / "my-model"
+    shutil.copytree(quick_world / "sd", folder)
+    assert models.family_of(str(folder)).name == "sd"
+    pipe = models.load_pipeline(str(folder), device="cpu")
+    assert type(pipe).__name__ == "StableDiffusionPipeline" and pipe.safety_checker is None
+    assert pipe.unet.dtype == torch.float32  # shipped fp16, loaded as asked
+    # The family's module names exist in the loaded model.
+    fam = models.FAMILIES["sd"]
+    names = [n for n, _ in pipe.unet.named_modules()]
+    assert sum(n.endswith(fam.uce_layers) for n in names) == 2 * sum(
+        n.endswith("attn2") for n in names) > 0
+    te_names = dict(pipe.text_encoder.named_modules())
+    assert fam.text_encoder_mlp.format(layer=1) in te_names
+    index = json.loads((folder / "model_index.json").read_text())
+    index["_class_name"] = "SomethingElsePipeline"
+    (folder / "model_index.json").write_text(json.dumps(index))
+    with pytest.raises(models.ModelReferenceError, match="not supported"):
+        models.family_of(str(folder))
+
+
+def test_shipped_world_loads_by_reference():
+    if "sd" not in models.world_models():
+        pytest.skip("shipped world not built in this checkout")
+    pipe = models.load_pipeline("world:sd", device="cpu")
+    assert pipe.vae.config.scaling_factor != 1.0
+    assert pipe.tokenizer("a red circle").input_ids[:3] == [49406, 320, 736]  # real CLIP ids
