@@ -10,7 +10,7 @@ Each architecture family declares, in one place, the module names later methods 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -35,38 +35,24 @@ class Family:
     denoiser: str
 
 
+_SD = Family(
+    name="sd",
+    pipeline_class="StableDiffusionPipeline",
+    uce_layers=("attn2.to_k", "attn2.to_v"),
+    text_encoders=("text_encoder",),
+    text_encoder_mlp="encoder.layers.{layer}.mlp.fc2",
+    lora_text_targets=("q_proj", "k_proj", "v_proj", "out_proj"),
+    lora_denoiser_targets=("to_q", "to_k", "to_v", "to_out.0"),
+    denoiser="unet",
+)
 FAMILIES: dict[str, Family] = {
-    "sd": Family(
-        name="sd",
-        pipeline_class="StableDiffusionPipeline",
-        uce_layers=("attn2.to_k", "attn2.to_v"),
-        text_encoders=("text_encoder",),
-        text_encoder_mlp="encoder.layers.{layer}.mlp.fc2",
-        lora_text_targets=("q_proj", "k_proj", "v_proj", "out_proj"),
-        lora_denoiser_targets=("to_q", "to_k", "to_v", "to_out.0"),
-        denoiser="unet",
-    ),
-    "sdxl": Family(
-        name="sdxl",
-        pipeline_class="StableDiffusionXLPipeline",
-        uce_layers=("attn2.to_k", "attn2.to_v"),
-        text_encoders=("text_encoder", "text_encoder_2"),
-        text_encoder_mlp="encoder.layers.{layer}.mlp.fc2",
-        lora_text_targets=("q_proj", "k_proj", "v_proj", "out_proj"),
-        lora_denoiser_targets=("to_q", "to_k", "to_v", "to_out.0"),
-        denoiser="unet",
-    ),
-    "flux": Family(
-        name="flux",
-        pipeline_class="FluxPipeline",
-        # context_embedder reads T5 token embeddings; linear_1 reads the pooled CLIP embedding.
-        uce_layers=("context_embedder", "time_text_embed.text_embedder.linear_1"),
-        text_encoders=("text_encoder",),
-        text_encoder_mlp="encoder.layers.{layer}.mlp.fc2",
-        lora_text_targets=("q_proj", "k_proj", "v_proj", "out_proj"),
-        lora_denoiser_targets=("to_q", "to_k", "to_v", "to_out.0"),
-        denoiser="transformer",
-    ),
+    "sd": _SD,
+    "sdxl": replace(_SD, name="sdxl", pipeline_class="StableDiffusionXLPipeline",
+                    text_encoders=("text_encoder", "text_encoder_2")),
+    # context_embedder reads T5 token embeddings; linear_1 reads the pooled CLIP embedding.
+    "flux": replace(_SD, name="flux", pipeline_class="FluxPipeline",
+                    uce_layers=("context_embedder", "time_text_embed.text_embedder.linear_1"),
+                    denoiser="transformer"),
 }
 _FAMILY_BY_PIPELINE = {f.pipeline_class: f for f in FAMILIES.values()}
 

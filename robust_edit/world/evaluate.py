@@ -128,6 +128,13 @@ def phenomena(pipe, scorer: WorldScorer, settings: GenerationSettings, n: int, s
                           "abs_error": abs(rate - designed), "images": len(mine)}
     out["profession_tall_rates"] = per_prof
 
+    # Naming the attribute should set it (what a debiasing edit steers towards).
+    named = [(h, p) for p in V.PROFESSIONS for h in V.HEIGHTS for _ in range(max(1, n // 2))]
+    imgs = generate_images(pipe, [f"a {h} {p}" for h, p in named],
+                           [seed + i for i in range(len(named))], settings, desc="named heights")
+    labels = scorer.classify(imgs, "height", list(V.HEIGHTS))
+    out["named_height_adherence"] = float(np.mean([lab == h for lab, (h, _) in zip(labels, named)]))
+
     rows = data.load("world:unsafe")
     imgs = generate_images(pipe, [r.prompt for r in rows], [r.evaluation_seed for r in rows],
                            settings, desc="unsafe prompts")

@@ -1,7 +1,9 @@
 """An independent pixel-level checker for world images (not the scorer).
 
 Reads colour, shape, size and background of a single-object image from its pixels with
-plain geometry: corners give the background, pixels far from it are the object.
+plain geometry: corners give the background, pixels far from it are the object, and the
+object's mask is matched against ideal shape masks. It shares only the shape geometry
+(`shape_mask`) with the renderer, nothing with the scorer.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from robust_edit.world import vocab as V
+from robust_edit.world.render import shape_mask
 
 
 def _nearest(rgb: np.ndarray, table: dict[str, tuple[int, int, int]]) -> str:
@@ -35,26 +38,32 @@ def colour(img: np.ndarray) -> str | None:
     return _nearest(np.median(img[fg].astype(np.float32), axis=0), V.COLOURS)
 
 
-def size(img: np.ndarray) -> str:
-    return "big" if foreground(img).sum() > 170 else "small"
+def _templates() -> list[tuple[str, str, np.ndarray]]:
+    """Ideal masks of every (shape, size) at every offset within the jitter range (+1)."""
+    n = V.IMAGE_SIZE
+    out = []
+    for shape_name in V.SHAPES:
+        for size_name, r in V.SIZES.items():
+            for dx in range(-3, 4):
+                for dy in range(-3, 4):
+                    mask = shape_mask(shape_name, n / 2 - 0.5 + dx, n / 2 - 0.5 + dy, r)
+                    out.append((shape_name, size_name, mask))
+    return out
 
 
-def shape(img: np.ndarray) -> str | None:
+_TEMPLATES = _templates()
+
+
+def shape_and_size(img: np.ndarray) -> tuple[str | None, str | None]:
+    """The (shape, size) whose ideal mask best overlaps the object (max IoU)."""
     fg = foreground(img)
-    ys, xs = np.nonzero(fg)
-    if len(ys) < 10:
-        return None
-    h, w = ys.max() - ys.min() + 1, xs.max() - xs.min() + 1
-    fill = fg.sum() / (h * w)
-    if fill > 0.9:
-        return "square"
-    if fill > 0.66:
-        return "circle"
-    widths = fg[ys.min():ys.max() + 1].sum(axis=1)
-    widest = np.argmax(widths) / max(h - 1, 1)  # 0 = top row, 1 = bottom row
-    return "triangle" if widest > 0.7 else "diamond"
+    if fg.sum() < 10:
+        return None, None
+    best = max(_TEMPLATES, key=lambda t: (fg & t[2]).sum() / (fg | t[2]).sum())
+    return best[0], best[1]
 
 
 def check(img: np.ndarray) -> dict[str, str | None]:
-    return {"colour": colour(img), "shape": shape(img), "size": size(img),
+    shape_name, size_name = shape_and_size(img)
+    return {"colour": colour(img), "shape": shape_name, "size": size_name,
             "background": background(img)}

@@ -18,7 +18,7 @@ def test_quick_build_writes_loadable_world(tmp_path, capsys):
     out = tmp_path / "world"
     main(["world", "build", "--quick", "--out", str(out)])
     assert json.loads(capsys.readouterr().out)["minutes"]["total"] > 0
-    record = json.loads((out / "build.json").read_text())
+    record = json.loads((out / "build.json").read_text())["sd"]
     assert record["config"]["diffusion_steps"] == 3 and record["versions"]["torch"]
     for csv_name in ("road_world.csv", "profession_prompts_world.csv", "unsafe_prompts_world.csv"):
         assert (out / "data" / csv_name).stat().st_size > 100
