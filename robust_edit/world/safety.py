@@ -24,6 +24,14 @@ class WorldSafetyChecker(torch.nn.Module):
         self.register_buffer(
             "label_embeds", scorer.encode_texts([V.zero_shot_text("safety", v) for v in V.SAFETY_LABELS]))
 
+    @property
+    def dtype(self) -> torch.dtype:  # diffusers pipelines read their components' dtype
+        return self.label_embeds.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.label_embeds.device
+
     @torch.no_grad()
     def unsafe_probability(self, clip_input: torch.Tensor) -> torch.Tensor:
         z = torch.nn.functional.normalize(self.scorer.model.encode_image(clip_input.float()), dim=-1)
