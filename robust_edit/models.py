@@ -124,7 +124,7 @@ def load_pipeline(ref: str, *, dtype: torch.dtype = torch.float32, device: str |
 
     family = family_of(ref)
     pipeline_cls = getattr(diffusers, family.pipeline_class)
-    kwargs: dict = {"torch_dtype": dtype}
+    kwargs: dict = {"dtype": dtype}
     if family.name == "sd" and not safety_checker:
         kwargs.update(safety_checker=None, requires_safety_checker=False)
     pipe = pipeline_cls.from_pretrained(resolve(ref), use_safetensors=True, **kwargs)
