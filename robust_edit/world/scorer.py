@@ -15,6 +15,7 @@ import torch
 
 from robust_edit.world import vocab as V
 
+SHIPPED_SCORER = Path(__file__).resolve().parent / "assets" / "scorer"
 MODEL_CFG = {
     "embed_dim": 96,
     "quick_gelu": True,
@@ -55,7 +56,7 @@ class WorldScorer:
     def __init__(self, folder: str | Path | None = None, device: str = "cpu"):
         import open_clip
 
-        folder = Path(folder) if folder else V_ASSETS_SCORER
+        folder = Path(folder) if folder else SHIPPED_SCORER
         self.model, _, _ = open_clip.create_model_and_transforms(f"local-dir:{folder}",
                                                                  device=device)
         self.model.eval().float()
@@ -86,5 +87,3 @@ class WorldScorer:
         idx = self.probs(images, texts).argmax(-1).tolist()
         return [values[i] for i in idx]
 
-
-V_ASSETS_SCORER = Path(__file__).resolve().parent / "assets" / "scorer"

@@ -1,0 +1,1 @@
+"""The embedded world: a small trained text-to-image world that stands in for real models and data."""
