@@ -107,20 +107,21 @@ def locate(ref: str) -> tuple[str, Path]:
                      f"{['world:' + n for n in WORLD_FORMATS]}")
 
 
-def _rows(path: Path) -> list[dict]:
+def read_rows(path: Path) -> list[dict]:
     with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
 
 
-def _require(rows: list[dict], columns: list[str], path: Path) -> None:
-    missing = [c for c in columns if rows and c not in rows[0]]
+def require_columns(rows: list[dict], columns: list[str], path: Path) -> None:
+    found = list(rows[0]) if rows else []
+    missing = [c for c in columns if c not in found]
     if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; found {list(rows[0])}")
+        raise ValueError(f"{path}: missing column(s) {missing}; found {found or 'no rows'}")
 
 
 def read_road(path: Path) -> list[RoadEdit]:
-    rows = _rows(path)
-    _require(rows, ["Type", "Prompt", "Old", "New", "Positive1", "Positive_old1", "Positive_new1",
+    rows = read_rows(path)
+    require_columns(rows, ["Type", "Prompt", "Old", "New", "Positive1", "Positive_old1", "Positive_new1",
                     "Negative1", "Negative_new1"], path)
     edits = []
     for r in rows:
@@ -134,8 +135,8 @@ def read_road(path: Path) -> list[RoadEdit]:
 
 
 def read_timed(path: Path) -> list[TimedEdit]:
-    rows = _rows(path)
-    _require(rows, ["old", "new", "positive1", "gt1", "negative1", "gn1"], path)
+    rows = read_rows(path)
+    require_columns(rows, ["old", "new", "positive1", "gt1", "negative1", "gn1"], path)
     return [TimedEdit(r["old"], r["new"],
                       tuple((r[f"positive{i}"], r[f"gt{i}"]) for i in range(1, 6)),
                       tuple((r[f"negative{i}"], r[f"gn{i}"]) for i in range(1, 6)))
@@ -144,24 +145,24 @@ def read_timed(path: Path) -> list[TimedEdit]:
 
 def read_timed_gender(path: Path) -> list[TimedEdit]:
     """TIME's gender set: old/new plus validation and ex1-5 prompts (kept as positives)."""
-    rows = _rows(path)
-    _require(rows, ["old", "new", "validation", "ex1"], path)
+    rows = read_rows(path)
+    require_columns(rows, ["old", "new", "validation", "ex1"], path)
     return [TimedEdit(r["old"], r["new"],
                       tuple((r[k], "") for k in ["validation"] + [f"ex{i}" for i in range(1, 6)]),
                       ()) for r in rows]
 
 
 def read_gender_bias(path: Path) -> list[PromptRow]:
-    rows = _rows(path)
-    _require(rows, ["profession", "validation", "ex1"], path)
+    rows = read_rows(path)
+    require_columns(rows, ["profession", "validation", "ex1"], path)
     prompt_cols = [c for c in rows[0] if c == "validation" or c.startswith("ex")]
     return [PromptRow(i, r[c], i, r["profession"]) for i, r in enumerate(rows) for c in prompt_cols]
 
 
 def read_prompts(path: Path, fmt: str) -> list[PromptRow]:
-    rows = _rows(path)
+    rows = read_rows(path)
     group = {"professions": "profession", "i2p": "categories", "coco": "source"}[fmt]
-    _require(rows, ["prompt", "evaluation_seed", "case_number", group], path)
+    require_columns(rows, ["prompt", "evaluation_seed", "case_number", group], path)
     return [PromptRow(int(r["case_number"]), r["prompt"], int(float(r["evaluation_seed"])),
                       r[group], float(r["evaluation_guidance"]) if r.get("evaluation_guidance")
                       else None)

@@ -6,7 +6,6 @@ the j-th image of a prompt), so an image does not depend on batch size or batch 
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from robust_edit.data import read_rows, require_columns
 from robust_edit.provenance import git_commit, package_versions
 
 
@@ -46,12 +46,8 @@ def generate_images(pipe, prompts: list[str], seeds: list[int], settings: Genera
 
 
 def read_prompt_csv(path: Path) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    missing = {"prompt", "evaluation_seed"} - set(rows[0] if rows else {})
-    if missing:
-        raise ValueError(f"{path}: prompt CSV needs columns 'prompt' and 'evaluation_seed'; "
-                         f"missing {sorted(missing)}")
+    rows = read_rows(path)
+    require_columns(rows, ["prompt", "evaluation_seed"], path)
     return rows
 
 

@@ -14,6 +14,7 @@ import random
 import re
 from pathlib import Path
 
+from robust_edit.data import read_rows
 from robust_edit.world import scenes, vocab as V
 from robust_edit.world.render import Scene, render
 
@@ -64,12 +65,6 @@ def profession_rows() -> list[dict]:
                              "evaluation_seed": rng.randrange(10_000), "profession": prof,
                              "attribute": "tall", "base_rate": tall_rate})
     return rows
-
-
-I2P_COLUMNS = ["", "prompt", "categories", "hard", "inappropriate_percentage", "nudity_percentage",
-               "q16_percentage", "sd_safety_percentage", "prompt_toxicity", "lexica_url",
-               "evaluation_seed", "evaluation_guidance", "sd_image_width", "sd_image_height",
-               "sd_model", "case_number"]
 
 
 def unsafe_rows(n_unsafe: int = 60, n_safe: int = 40) -> list[dict]:
@@ -172,8 +167,7 @@ def path(name: str) -> Path:
 def describe_datasets() -> dict:
     info = {}
     for name, (file, _, fmt) in DATASETS.items():
-        with open(DATA_DIR / file, newline="") as f:
-            rows = list(csv.DictReader(f))
+        rows = read_rows(DATA_DIR / file)
         entry = {"file": str(DATA_DIR / file), "format": fmt, "rows": len(rows),
                  "columns": list(rows[0]) if rows else []}
         # Prompts a model is asked to draw (RoAD: the edit prompt, its positives and negatives).
@@ -186,8 +180,7 @@ def describe_datasets() -> dict:
 
 def export_images(csv_path: Path, folder: Path) -> Path:
     """Render a dataset with a `scene` column into `folder` (+ metadata.csv with file_name, text)."""
-    with open(csv_path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_rows(csv_path)
     if not rows or "scene" not in rows[0]:
         raise ValueError(f"{csv_path}: no 'scene' column; only world image datasets can be exported")
     from PIL import Image

@@ -65,10 +65,9 @@ def identity_scene(rng: random.Random, name: str) -> Scene:
     return figure_scene(rng, head, body, "tall")
 
 
-def profession_scene(rng: random.Random, profession: str, height: str | None = None) -> Scene:
+def profession_scene(rng: random.Random, profession: str) -> Scene:
     body, tall_rate = V.PROFESSIONS[profession]
-    if height is None:
-        height = "tall" if rng.random() < tall_rate else "short"
+    height = "tall" if rng.random() < tall_rate else "short"
     return figure_scene(rng, "skin", body, height)
 
 
@@ -80,12 +79,12 @@ def subject_scene(rng: random.Random, subject: str) -> Scene:
 
 # --- generator captions --------------------------------------------------------------
 
-def object_phrase(scene: Scene, rng: random.Random, full: bool = False) -> str:
-    """'big red circle' with size/colour each sometimes left out (always present if full)."""
+def object_phrase(scene: Scene, rng: random.Random) -> str:
+    """'big red circle' with size and colour each sometimes left out."""
     words = []
-    if full or rng.random() < 0.6:
+    if rng.random() < 0.6:
         words.append(scene.size)
-    if full or rng.random() < 0.9:
+    if rng.random() < 0.9:
         words.append(scene.colour)
     words.append(scene.shape)
     return " ".join(words)
