@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from robust_edit.world.vocab import GUIDANCE as WORLD_GUIDANCE
+
 
 def _world_build(args) -> None:
     from robust_edit.world import build as B
@@ -87,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--model", default="world:sd")
     e.add_argument("--images", type=int, default=2, help="images per prompt")
     e.add_argument("--steps", type=int, default=25)
-    e.add_argument("--guidance", type=float, default=5.0)
+    e.add_argument("--guidance", type=float, default=WORLD_GUIDANCE)
     e.add_argument("--seed", type=int, default=1234)
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=_world_evaluate)
@@ -95,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--model", default="world:sd")
     g.add_argument("--out", default="outputs/world-grid.png")
     g.add_argument("--steps", type=int, default=25)
-    g.add_argument("--guidance", type=float, default=5.0)
+    g.add_argument("--guidance", type=float, default=WORLD_GUIDANCE)
     g.set_defaults(func=_world_grid)
 
     q = sub.add_parser("quickstart", help="the main job: run the quickstart on the shipped world")
@@ -107,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--prompts", required=True, help="CSV with prompt and evaluation_seed columns")
     gen.add_argument("--out", required=True, help="output folder for PNGs and manifest.json")
     gen.add_argument("--steps", type=int, default=25)
-    gen.add_argument("--guidance", type=float, default=5.0)
+    gen.add_argument("--guidance", type=float, default=WORLD_GUIDANCE,
+                     help="classifier-free guidance (default: the world's; SD1.x uses 7.5)")
     gen.add_argument("--batch-size", type=int, default=64)
     gen.add_argument("--images", type=int, default=1, help="images per prompt")
     gen.add_argument("--limit", type=int, help="only the first N rows")

@@ -24,8 +24,9 @@ class Family:
 
     name: str
     pipeline_class: str
-    # UCE edits these linear layers (module-name suffixes within the denoiser).
-    uce_layers: tuple[str, ...]
+    # UCE edits these linear layers: (module-name suffix within the denoiser, what it reads:
+    # the text "tokens" or the "pooled" text embedding).
+    uce_layers: tuple[tuple[str, str], ...]
     # ReFACT edits `text_encoder_mlp.format(layer=L)` in each listed text encoder
     # (transformers 5 module names: CLIPTextModel has no `text_model.` prefix).
     text_encoders: tuple[str, ...]
@@ -38,7 +39,7 @@ class Family:
 _SD = Family(
     name="sd",
     pipeline_class="StableDiffusionPipeline",
-    uce_layers=("attn2.to_k", "attn2.to_v"),
+    uce_layers=(("attn2.to_k", "tokens"), ("attn2.to_v", "tokens")),
     text_encoders=("text_encoder",),
     text_encoder_mlp="encoder.layers.{layer}.mlp.fc2",
     lora_text_targets=("q_proj", "k_proj", "v_proj", "out_proj"),
@@ -51,7 +52,8 @@ FAMILIES: dict[str, Family] = {
                     text_encoders=("text_encoder", "text_encoder_2")),
     # context_embedder reads T5 token embeddings; linear_1 reads the pooled CLIP embedding.
     "flux": replace(_SD, name="flux", pipeline_class="FluxPipeline",
-                    uce_layers=("context_embedder", "time_text_embed.text_embedder.linear_1"),
+                    uce_layers=(("context_embedder", "tokens"),
+                                ("time_text_embed.text_embedder.linear_1", "pooled")),
                     denoiser="transformer"),
 }
 _FAMILY_BY_PIPELINE = {f.pipeline_class: f for f in FAMILIES.values()}

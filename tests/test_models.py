@@ -11,7 +11,7 @@ def test_resolve_world_and_hub_and_errors(tmp_path):
     assert models.resolve("CompVis/stable-diffusion-v1-4") == "CompVis/stable-diffusion-v1-4"
     assert models.family_of("stabilityai/stable-diffusion-xl-base-1.0").name == "sdxl"
     assert models.family_of("black-forest-labs/FLUX.1-schnell").uce_layers == (
-        "context_embedder", "time_text_embed.text_embedder.linear_1")
+        ("context_embedder", "tokens"), ("time_text_embed.text_embedder.linear_1", "pooled"))
     with pytest.raises(models.ModelReferenceError, match="world:nope"):
         models.resolve("world:nope")
     with pytest.raises(models.ModelReferenceError, match="model_index.json"):
@@ -36,7 +36,7 @@ def test_local_folder_loads_through_from_pretrained(quick_world, tmp_path):
     # The family's module names exist in the loaded model.
     fam = models.FAMILIES["sd"]
     names = [n for n, _ in pipe.unet.named_modules()]
-    assert sum(n.endswith(fam.uce_layers) for n in names) == 2 * sum(
+    assert sum(n.endswith(tuple(s for s, _ in fam.uce_layers)) for n in names) == 2 * sum(
         n.endswith("attn2") for n in names) > 0
     te_names = dict(pipe.text_encoder.named_modules())
     assert fam.text_encoder_mlp.format(layer=1) in te_names

@@ -82,7 +82,7 @@ def unsafe_rows(n_unsafe: int = 60, n_safe: int = 40) -> list[dict]:
                      "nudity_percentage": pct if category == "sexual" else 0.0,
                      "q16_percentage": pct, "sd_safety_percentage": pct, "prompt_toxicity": "",
                      "lexica_url": "", "evaluation_seed": rng.randrange(2**31),
-                     "evaluation_guidance": 5.0, "sd_image_width": V.IMAGE_SIZE,
+                     "evaluation_guidance": V.GUIDANCE, "sd_image_width": V.IMAGE_SIZE,
                      "sd_image_height": V.IMAGE_SIZE, "sd_model": "world:sd", "case_number": i})
     return rows
 

@@ -150,7 +150,7 @@ def phenomena(pipe, scorer: WorldScorer, settings: GenerationSettings, n: int, s
 
 
 def evaluate_world(model_ref: str = "world:sd", n_per_prompt: int = 2, steps: int = 25,
-                   guidance: float = 5.0, seed: int = 1234, phenomena_images: int = 10,
+                   guidance: float = V.GUIDANCE, seed: int = 1234, phenomena_images: int = 10,
                    scorer_dir=None) -> dict:
     from robust_edit.models import load_pipeline
 
@@ -180,7 +180,7 @@ GRID_PROMPTS = (
 )
 
 
-def prompt_grid(model_ref: str, out, steps: int = 25, guidance: float = 5.0, seed: int = 0,
+def prompt_grid(model_ref: str, out, steps: int = 25, guidance: float = V.GUIDANCE, seed: int = 0,
                 cols: int = 6, scale: int = 3):
     """A labelled grid of the model's images for GRID_PROMPTS (two seeds each)."""
     from pathlib import Path

@@ -66,8 +66,8 @@ def identity_scene(rng: random.Random, name: str) -> Scene:
 
 
 def profession_scene(rng: random.Random, profession: str) -> Scene:
-    body, tall_rate = V.PROFESSIONS[profession]
-    height = "tall" if rng.random() < tall_rate else "short"
+    body, _ = V.PROFESSIONS[profession]
+    height = "tall" if rng.random() < V.training_tall_rate(profession) else "short"
     return figure_scene(rng, "skin", body, height)
 
 

@@ -7,6 +7,8 @@ Colours are chosen far apart in RGB so that a pixel checker can name them.
 
 from __future__ import annotations
 
+import math
+
 IMAGE_SIZE = 32
 
 # name -> RGB. Palette colours are used for objects and figure bodies.
@@ -85,6 +87,19 @@ PROFESSIONS: dict[str, tuple[str, float]] = {
     "nurse": ("yellow", 0.15),
 }
 PERSON_BODY = "brown"  # a plain "person" figure
+
+# The world's sampling guidance (classifier-free guidance scale) for evaluation.
+GUIDANCE = 3.0
+# Guidance sharpens a prompt-conditional attribute: at GUIDANCE, the generated share's
+# logit came out about CFG_SHARPENING times the training share's logit. Training shares
+# are set so that the generated shares match the designed rates above.
+CFG_SHARPENING = 1.5
+
+
+def training_tall_rate(profession: str) -> float:
+    rate = PROFESSIONS[profession][1]
+    logit = math.log(rate / (1 - rate)) / CFG_SHARPENING
+    return 1 / (1 + math.exp(-logit))
 
 # The world's unsafe concept: several categories and phrasings, one visual marker.
 UNSAFE_WORDS: dict[str, tuple[str, ...]] = {

@@ -1,0 +1,105 @@
+"""Edit artifacts: the changed tensors (safetensors) plus a JSON manifest.
+
+An artifact folder holds `edit.safetensors` (tensor names are `<component>.<parameter>`,
+e.g. `unet.down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight`) and
+`edit.json` (method, task, hyper-parameters, logs, provenance, and the base model's
+reference and content hash). Applying it to the same base reproduces `M_ed` exactly;
+any other base is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+WEIGHTS = "edit.safetensors"
+MANIFEST = "edit.json"
+HASHED_COMPONENTS = ("text_encoder", "text_encoder_2", "unet", "transformer", "vae")
+
+
+class EditArtifactError(ValueError):
+    pass
+
+
+def base_hash(pipe) -> str:
+    """Content hash of a pipeline's weights (float32 view, so an fp16 checkpoint loaded in
+    fp16 or fp32 hashes the same)."""
+    h = hashlib.sha256()
+    for comp in HASHED_COMPONENTS:
+        module = getattr(pipe, comp, None)
+        if module is None:
+            continue
+        for name, t in sorted(module.state_dict().items()):
+            h.update(f"{comp}.{name}".encode())
+            h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:24]
+
+
+def model_name(pipe) -> str:
+    return str(getattr(pipe, "name_or_path", None) or pipe.config.get("_name_or_path", "?"))
+
+
+@dataclass
+class EditArtifact:
+    tensors: dict[str, torch.Tensor]
+    manifest: dict
+
+    def save(self, folder: Path) -> Path:
+        """Write atomically: a temporary sibling folder renamed into place."""
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+        try:
+            save_file({k: v.contiguous() for k, v in self.tensors.items()}, str(tmp / WEIGHTS))
+            (tmp / MANIFEST).write_text(json.dumps(self.manifest, indent=2, default=str))
+            if folder.exists():
+                shutil.rmtree(folder)
+            os.replace(tmp, folder)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path) -> "EditArtifact":
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        if not (folder / WEIGHTS).exists() or not (folder / MANIFEST).exists():
+            raise EditArtifactError(f"{folder}: not an edit artifact (needs {WEIGHTS} and {MANIFEST})")
+        return cls(load_file(str(folder / WEIGHTS)), json.loads((folder / MANIFEST).read_text()))
+
+    def apply(self, pipe, *, check_base: bool = True):
+        """Write the edited tensors into `pipe` (in place) and return it."""
+        if check_base:
+            want, have = self.manifest["base_model"]["hash"], base_hash(pipe)
+            if want != have:
+                raise EditArtifactError(
+                    f"edit artifact ({self.manifest['method']}, {self.manifest.get('task')}) was made "
+                    f"for base model {self.manifest['base_model']['ref']!r} (hash {want}); this "
+                    f"pipeline is {model_name(pipe)!r} (hash {have}). Apply it to the model it was "
+                    "made from.")
+        with torch.no_grad():
+            for name, value in self.tensors.items():
+                comp, param = name.split(".", 1)
+                target = getattr(pipe, comp).get_parameter(param)
+                target.copy_(value.to(target.dtype).to(target.device))
+        return pipe
+
+
+def from_state(pipe, changed: dict[str, torch.Tensor], component: str | None = None) -> dict:
+    """Changed weights keyed `<component>.<parameter>`; `component` prefixes bare names."""
+    out = {}
+    for name, value in changed.items():
+        full = f"{component}.{name}" if component else name
+        out[full if full.endswith(".weight") else full + ".weight"] = value.detach().cpu().contiguous()
+    return out

@@ -1,0 +1,235 @@
+"""ReFACT: a rank-one edit of one text-encoder MLP output projection (fc2).
+
+For an edit "old -> new" of a subject prompt:
+1. key k0: the fc2 input at the subject's last token, averaged over TEMPLATES;
+2. target v*: W k0 + delta, where delta (added to the fc2 output at the subject token of
+   the bare prompt and the templates) is optimised so the edited encoder's pooled
+   embedding lies nearer a clean copy's embedding of the NEW text than of the OLD one;
+3. insertion: u = C^-1 k0, dW = (v* - W k0) u^T / (u^T k0), so W' k0 = v* exactly while
+   keys orthogonal to u (in the covariance's metric) are untouched.
+C = E[k k^T] over a text corpus's tokens, computed once per (model, encoder, layer, corpus)
+and cached on disk under a content key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from robust_edit.models import Family
+
+TEMPLATES = (
+    "{} in a realistic style portrait image", "{}, a portrait", "realistic painting of {}",
+    "a current image of {}", "{}, news image", "a beautiful photograph of {}",
+    "realistic drawing of {}", "{}, realistic portrait", "{} in a photo",
+)
+
+
+@dataclass(frozen=True)
+class RefactConfig:
+    encoders: tuple[str, ...] = ("text_encoder",)  # pipeline attributes; SDXL may list two
+    layer: int = 7
+    lr: float = 0.05
+    max_steps: int = 100
+    stop_probability: float = 0.99
+    norm_weight: float = 0.1
+    max_norm_ratio: float = 4.0
+    templates: tuple[str, ...] = TEMPLATES
+
+
+def mlp(text_encoder, family: Family, layer: int) -> torch.nn.Linear:
+    name = family.text_encoder_mlp.format(layer=layer)
+    modules = dict(text_encoder.named_modules())
+    if name not in modules:
+        n = text_encoder.config.num_hidden_layers
+        raise ValueError(f"refact layer {layer}: the text encoder has no module {name!r} "
+                         f"(it has {n} layers: choose 0..{n - 1})")
+    return modules[name]
+
+
+def _ids(tokenizer, texts: Sequence[str]) -> torch.Tensor:
+    return tokenizer(list(texts), padding="max_length", max_length=tokenizer.model_max_length,
+                     truncation=True, return_tensors="pt").input_ids
+
+
+def _pooled(text_encoder, ids: torch.Tensor) -> torch.Tensor:
+    out = text_encoder(ids.to(text_encoder.device))
+    emb = getattr(out, "text_embeds", None)  # CLIPTextModelWithProjection (SDXL's second)
+    return (emb if emb is not None else out.pooler_output).float()
+
+
+def _fc2_inputs(text_encoder, fc2: torch.nn.Linear, ids: torch.Tensor) -> torch.Tensor:
+    """fc2's input (B, T, d_in) for a batch of token ids."""
+    seen = []
+    handle = fc2.register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach()))
+    try:
+        text_encoder(ids.to(text_encoder.device))
+    finally:
+        handle.remove()
+    return seen[0].float().cpu()
+
+
+def _subject_positions(tokenizer, prompts: Sequence[str], subject: str) -> list[int]:
+    """Index of the subject's last token in each prompt (prompt = template.format(subject))."""
+    out = []
+    for p in prompts:
+        prefix = p[:p.index(subject) + len(subject)]
+        ids = tokenizer(prefix, truncation=True, max_length=tokenizer.model_max_length).input_ids
+        out.append(len(ids) - 2)  # drop EOS; BOS counts as position 0
+    return out
+
+
+def weights_hash(module: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+@torch.no_grad()
+def covariance(text_encoder, tokenizer, fc2: torch.nn.Linear, corpus: Sequence[str],
+               batch_size: int = 256) -> torch.Tensor:
+    """Uncentred E[k k^T] of fc2 inputs over every non-padding token (up to EOS) of corpus."""
+    d = fc2.in_features
+    acc, count = torch.zeros(d, d, dtype=torch.float64), 0
+    for i in tqdm(range(0, len(corpus), batch_size), desc="ReFACT covariance", mininterval=2):
+        ids = _ids(tokenizer, corpus[i:i + batch_size])
+        k = _fc2_inputs(text_encoder, fc2, ids).double()
+        eos = (ids == tokenizer.eos_token_id).int().argmax(dim=1)
+        keep = torch.arange(ids.shape[1])[None, :] <= eos[:, None]
+        rows = k[keep]
+        acc += rows.T @ rows
+        count += len(rows)
+    return acc / count
+
+
+def cached_covariance(text_encoder, tokenizer, fc2, corpus: Sequence[str], corpus_id: str,
+                      cache_dir: Path) -> tuple[torch.Tensor, str]:
+    """The covariance, from `cache_dir` when computed before for the same content key."""
+    from safetensors.torch import load_file, save_file
+
+    corpus_hash = hashlib.sha256("\n".join(corpus).encode()).hexdigest()[:16]
+    key = hashlib.sha256(json.dumps([weights_hash(text_encoder), fc2.in_features, corpus_id,
+                                     corpus_hash]).encode()).hexdigest()[:24]
+    path = Path(cache_dir) / f"refact-cov-{key}.safetensors"
+    if path.exists():
+        return load_file(str(path))["C"], key
+    C = covariance(text_encoder, tokenizer, fc2, corpus)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    save_file({"C": C}, str(tmp), metadata={"corpus_id": corpus_id, "n_texts": str(len(corpus))})
+    tmp.replace(path)
+    return C, key
+
+
+def rank_one_update(W: torch.Tensor, C: torch.Tensor, k0: torch.Tensor,
+                    v_star: torch.Tensor) -> torch.Tensor:
+    """dW = (v* - W k0) u^T / (u^T k0), u = C^-1 k0 (float64)."""
+    W, C, k0, v_star = W.double(), C.double(), k0.double(), v_star.double()
+    u = torch.linalg.solve(C, k0)
+    return torch.outer(v_star - W @ k0, u) / (u @ k0)
+
+
+@dataclass(frozen=True)
+class RefactStep:
+    encoder: str
+    subject: str
+    steps: int
+    p_new: float
+    delta_norm_ratio: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _target_value(text_encoder, tokenizer, fc2, subject: str, old: str, new: str,
+                  k0: torch.Tensor, cfg: RefactConfig, progress: bool) -> tuple[torch.Tensor, int, float, float]:
+    prompts = ["{}"] + list(cfg.templates)
+    subject_prompts = [t.format(subject) for t in prompts]
+    ids = _ids(tokenizer, subject_prompts)
+    pos = torch.tensor(_subject_positions(tokenizer, subject_prompts, subject))
+    with torch.no_grad():
+        e_new = _pooled(text_encoder, _ids(tokenizer, [t.format(new) for t in prompts]))
+        e_old = _pooled(text_encoder, _ids(tokenizer, [t.format(old) for t in prompts]))
+        W, b = fc2.weight.detach().float().cpu(), fc2.bias
+        v_init = W @ k0.float() + (b.detach().float().cpu() if b is not None else 0)
+    delta = torch.zeros(fc2.out_features, requires_grad=True)
+    opt = torch.optim.Adam([delta], lr=cfg.lr)
+    rows = torch.arange(len(prompts))
+
+    def add_delta(_m, _args, out):
+        out = out.clone()
+        out[rows, pos] = out[rows, pos] + delta.to(out.dtype).to(out.device)
+        return out
+
+    max_norm = cfg.max_norm_ratio * v_init.norm()
+    p_new, step = 0.0, 0
+    bar = tqdm(range(cfg.max_steps), desc=f"ReFACT v* {subject!r}", disable=not progress,
+               mininterval=1)
+    for step in bar:
+        handle = fc2.register_forward_hook(add_delta)
+        try:
+            e = _pooled(text_encoder, ids)
+        finally:
+            handle.remove()
+        logits = torch.stack([-(e - e_new.to(e.device)).norm(dim=-1),
+                              -(e - e_old.to(e.device)).norm(dim=-1)], dim=-1)
+        logp = logits.log_softmax(-1)[:, 0]
+        p_new = float(logp.exp().mean())
+        bar.set_postfix(p_new=f"{p_new:.3f}", refresh=False)
+        if p_new > cfg.stop_probability:
+            break
+        loss = -logp.mean() + cfg.norm_weight * delta.norm() / v_init.norm() ** 2
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            if delta.norm() > max_norm:
+                delta.mul_(max_norm / delta.norm())
+    v_star = W @ k0.float() + delta.detach()
+    return v_star, step + 1, p_new, float(delta.norm() / v_init.norm())
+
+
+def key(text_encoder, tokenizer, fc2, subject: str, templates: Sequence[str]) -> torch.Tensor:
+    prompts = [t.format(subject) for t in templates]
+    with torch.no_grad():
+        k = _fc2_inputs(text_encoder, fc2, _ids(tokenizer, prompts))
+    pos = _subject_positions(tokenizer, prompts, subject)
+    return k[torch.arange(len(prompts)), pos].mean(0)
+
+
+def edit(pipe, family: Family, edits: Sequence[tuple[str, str, str]], cfg: RefactConfig,
+         covariance_for: Callable[[str, object, object, torch.nn.Linear], torch.Tensor],
+         progress: bool = True) -> tuple[dict[str, torch.Tensor], list[RefactStep]]:
+    """Apply (subject, old, new) edits one after another, in place, to every configured
+    encoder. `covariance_for(encoder_name, text_encoder, tokenizer, fc2)` gives C.
+    Returns ({"<encoder>.<fc2 name>": new weight}, a log entry per edit and encoder)."""
+    out, log = {}, []
+    for enc_name in cfg.encoders:
+        text_encoder = getattr(pipe, enc_name)
+        tokenizer = pipe.tokenizer if enc_name == "text_encoder" else getattr(
+            pipe, enc_name.replace("text_encoder", "tokenizer"))
+        fc2 = mlp(text_encoder, family, cfg.layer)
+        C = covariance_for(enc_name, text_encoder, tokenizer, fc2)
+        for subject, old, new in edits:
+            subject = subject.lower()
+            k0 = key(text_encoder, tokenizer, fc2, subject, cfg.templates)
+            v_star, steps, p_new, ratio = _target_value(text_encoder, tokenizer, fc2, subject,
+                                                        old, new, k0, cfg, progress)
+            dW = rank_one_update(fc2.weight.detach().cpu(), C, k0, v_star)
+            with torch.no_grad():
+                fc2.weight.add_(dW.to(fc2.weight.dtype).to(fc2.weight.device))
+            log.append(RefactStep(enc_name, subject, steps, p_new, ratio))
+            if not math.isfinite(p_new):
+                raise FloatingPointError(f"ReFACT edit {subject!r}: optimisation diverged")
+        out[f"{enc_name}.{family.text_encoder_mlp.format(layer=cfg.layer)}.weight"] = \
+            fc2.weight.detach().cpu().clone()
+    return out, log
