@@ -19,6 +19,15 @@ def _clip_config(hidden: int = 32, layers: int = 3):
                           pad_token_id=49407, hidden_act="quick_gelu")
 
 
+def _eval(pipe):
+    """Modules built from configs start in training mode (dropout on); loaded ones do not."""
+    for component in pipe.components.values():
+        if isinstance(component, torch.nn.Module):
+            component.eval()
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
 def t5_tokenizer():
     """A small Unigram T5 tokenizer over the words tests use (transformers 5 constructor)."""
     from transformers import T5Tokenizer
@@ -46,11 +55,11 @@ def tiny_sdxl(seed: int = 0):
                         down_block_types=("DownEncoderBlock2D",) * 2,
                         up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4,
                         norm_num_groups=8, sample_size=16)
-    return StableDiffusionXLPipeline(
+    return _eval(StableDiffusionXLPipeline(
         vae=vae, text_encoder=CLIPTextModel(_clip_config()),
         text_encoder_2=CLIPTextModelWithProjection(_clip_config()),
         tokenizer=clip_tokenizer(), tokenizer_2=clip_tokenizer(), unet=unet,
-        scheduler=EulerDiscreteScheduler(), force_zeros_for_empty_prompt=False)
+        scheduler=EulerDiscreteScheduler(), force_zeros_for_empty_prompt=False))
 
 
 def tiny_flux(seed: int = 0):
@@ -70,6 +79,6 @@ def tiny_flux(seed: int = 0):
                         layers_per_block=1, latent_channels=1, norm_num_groups=1,
                         use_quant_conv=False, use_post_quant_conv=False, shift_factor=0.0609,
                         scaling_factor=1.5035)
-    return FluxPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae,
-                        text_encoder=CLIPTextModel(_clip_config()), tokenizer=clip_tokenizer(),
-                        text_encoder_2=t5, tokenizer_2=t5_tok, transformer=transformer)
+    return _eval(FluxPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae,
+                              text_encoder=CLIPTextModel(_clip_config()), tokenizer=clip_tokenizer(),
+                              text_encoder_2=t5, tokenizer_2=t5_tok, transformer=transformer))

@@ -44,14 +44,16 @@ class RefactConfig:
     templates: tuple[str, ...] = TEMPLATES
 
 
-def mlp(text_encoder, family: Family, layer: int) -> torch.nn.Linear:
-    name = family.text_encoder_mlp.format(layer=layer)
-    modules = dict(text_encoder.named_modules())
-    if name not in modules:
-        n = text_encoder.config.num_hidden_layers
-        raise ValueError(f"refact layer {layer}: the text encoder has no module {name!r} "
-                         f"(it has {n} layers: choose 0..{n - 1})")
-    return modules[name]
+def mlp(text_encoder, family: Family, layer: int) -> tuple[str, torch.nn.Linear]:
+    """(module name, module) of the edited MLP projection in a text encoder. Matched as a
+    suffix: CLIPTextModelWithProjection nests the same modules under `text_model.`."""
+    suffix = family.text_encoder_mlp.format(layer=layer)
+    for name, module in text_encoder.named_modules():
+        if name == suffix or name.endswith("." + suffix):
+            return name, module
+    n = text_encoder.config.num_hidden_layers
+    raise ValueError(f"refact layer {layer}: the text encoder has no module {suffix!r} "
+                     f"(it has {n} layers: choose 0..{n - 1})")
 
 
 def _ids(tokenizer, texts: Sequence[str]) -> torch.Tensor:
@@ -143,7 +145,8 @@ class RefactStep:
     encoder: str
     subject: str
     steps: int
-    p_new: float
+    p_new_start: float  # mean p(new) before optimisation
+    p_new: float  # ... at the end (stop when > stop_probability)
     delta_norm_ratio: float
 
     def to_dict(self) -> dict:
@@ -151,7 +154,8 @@ class RefactStep:
 
 
 def _target_value(text_encoder, tokenizer, fc2, subject: str, old: str, new: str,
-                  k0: torch.Tensor, cfg: RefactConfig, progress: bool) -> tuple[torch.Tensor, int, float, float]:
+                  k0: torch.Tensor, cfg: RefactConfig, progress: bool
+                  ) -> tuple[torch.Tensor, int, float, float, float]:
     prompts = ["{}"] + list(cfg.templates)
     subject_prompts = [t.format(subject) for t in prompts]
     ids = _ids(tokenizer, subject_prompts)
@@ -171,7 +175,7 @@ def _target_value(text_encoder, tokenizer, fc2, subject: str, old: str, new: str
         return out
 
     max_norm = cfg.max_norm_ratio * v_init.norm()
-    p_new, step = 0.0, 0
+    p_new, p_start, step = 0.0, None, 0
     bar = tqdm(range(cfg.max_steps), desc=f"ReFACT v* {subject!r}", disable=not progress,
                mininterval=1)
     for step in bar:
@@ -184,6 +188,7 @@ def _target_value(text_encoder, tokenizer, fc2, subject: str, old: str, new: str
                               -(e - e_old.to(e.device)).norm(dim=-1)], dim=-1)
         logp = logits.log_softmax(-1)[:, 0]
         p_new = float(logp.exp().mean())
+        p_start = p_new if p_start is None else p_start
         bar.set_postfix(p_new=f"{p_new:.3f}", refresh=False)
         if p_new > cfg.stop_probability:
             break
@@ -195,7 +200,7 @@ def _target_value(text_encoder, tokenizer, fc2, subject: str, old: str, new: str
             if delta.norm() > max_norm:
                 delta.mul_(max_norm / delta.norm())
     v_star = W @ k0.float() + delta.detach()
-    return v_star, step + 1, p_new, float(delta.norm() / v_init.norm())
+    return v_star, step + 1, p_start, p_new, float(delta.norm() / v_init.norm())
 
 
 def key(text_encoder, tokenizer, fc2, subject: str, templates: Sequence[str]) -> torch.Tensor:
@@ -217,19 +222,47 @@ def edit(pipe, family: Family, edits: Sequence[tuple[str, str, str]], cfg: Refac
         text_encoder = getattr(pipe, enc_name)
         tokenizer = pipe.tokenizer if enc_name == "text_encoder" else getattr(
             pipe, enc_name.replace("text_encoder", "tokenizer"))
-        fc2 = mlp(text_encoder, family, cfg.layer)
+        fc2_name, fc2 = mlp(text_encoder, family, cfg.layer)
         C = covariance_for(enc_name, text_encoder, tokenizer, fc2)
         for subject, old, new in edits:
             subject = subject.lower()
             k0 = key(text_encoder, tokenizer, fc2, subject, cfg.templates)
-            v_star, steps, p_new, ratio = _target_value(text_encoder, tokenizer, fc2, subject,
+            v_star, steps, p_start, p_new, ratio = _target_value(text_encoder, tokenizer, fc2, subject,
                                                         old, new, k0, cfg, progress)
             dW = rank_one_update(fc2.weight.detach().cpu(), C, k0, v_star)
             with torch.no_grad():
                 fc2.weight.add_(dW.to(fc2.weight.dtype).to(fc2.weight.device))
-            log.append(RefactStep(enc_name, subject, steps, p_new, ratio))
+            log.append(RefactStep(enc_name, subject, steps, p_start, p_new, ratio))
             if not math.isfinite(p_new):
                 raise FloatingPointError(f"ReFACT edit {subject!r}: optimisation diverged")
-        out[f"{enc_name}.{family.text_encoder_mlp.format(layer=cfg.layer)}.weight"] = \
-            fc2.weight.detach().cpu().clone()
+        out[f"{enc_name}.{fc2_name}.weight"] = fc2.weight.detach().cpu().clone()
     return out, log
+
+
+def default_layer(text_encoder) -> int:
+    """The paper's best RoAD layer (7 of SD1.4's 12), scaled to the encoder's depth."""
+    return round(7 / 12 * text_encoder.config.num_hidden_layers)
+
+
+def run(pipe, family: Family, cfg, cache_dir: Path, progress: bool = True
+        ) -> tuple[dict[str, torch.Tensor], dict]:
+    """Run a ReFACT edit config (robust_edit.config.EditConfig) on `pipe`, in place."""
+    from robust_edit.edit import tasks
+
+    p = cfg.refact
+    edits = tasks.refact_edits(cfg)
+    layer = p.layer if p.layer is not None else default_layer(getattr(pipe, p.encoders[0]))
+    corpus_id, texts = tasks.corpus(cfg)
+    keys = {}
+
+    def covariance_for(enc_name, text_encoder, tokenizer, fc2):
+        C, keys[enc_name] = cached_covariance(text_encoder, tokenizer, fc2, texts, corpus_id,
+                                              cache_dir)
+        return C
+
+    rcfg = RefactConfig(encoders=tuple(p.encoders), layer=layer, lr=p.lr, max_steps=p.max_steps)
+    tensors, log = edit(pipe, family, edits, rcfg, covariance_for, progress=progress)
+    details = {"edits": [list(e) for e in edits], "layer": layer, "encoders": list(p.encoders),
+               "corpus": {"dataset": corpus_id, "texts": len(texts), "covariance_keys": keys},
+               "optimisation": [s.to_dict() for s in log]}
+    return tensors, details

@@ -199,3 +199,55 @@ def debias(pipe, family: Family, concepts: Sequence[str], attributes: dict[str, 
                       key_policy, lam, s_e, s_p)
         pending = off
     return {l.name: modules[l.name].weight.detach().cpu().clone() for l in layers}, log
+
+
+def run(pipe, family: Family, cfg, progress: bool = True) -> tuple[dict[str, torch.Tensor], dict]:
+    """Run a UCE edit config (robust_edit.config.EditConfig) on `pipe`, in place.
+    Returns ({"<denoiser>.<layer>.weight": tensor}, details for the manifest)."""
+    from robust_edit.edit import tasks
+    from robust_edit.generate import GenerationSettings, generate_images
+
+    p = cfg.uce
+    if cfg.task in ("unsafe", "erase"):
+        concepts = tasks.unsafe_concepts(cfg)
+        weights = erase(pipe, family, concepts, guide=p.guide, preserve=p.preserve, lam=p.lam,
+                        s_e=p.s_e, s_p=1.0 if p.s_p is None else p.s_p, key_policy=p.key_policy)
+        details = {"concepts": concepts, "guide": p.guide, "preserve": list(p.preserve)}
+    else:
+        from robust_edit.scorers.clip import ClipScorer
+
+        concepts = tasks.debias_concepts(cfg)
+        attributes, texts = tasks.debias_attributes(cfg)
+        classifier = ClipScorer(tasks.classifier_ref(cfg), device=str(pipe.device))
+        settings = GenerationSettings(steps=cfg.generation.steps, batch_size=cfg.generation.batch_size,
+                                      guidance=_guidance(cfg))
+
+        def report(entry: DebiasIteration) -> None:
+            if progress:
+                worst = max(abs(s[a] - attributes[a]) for s in entry.observed.values() for a in s)
+                print(f"debias iteration {entry.iteration}: {len(entry.observed)} concept(s) measured, "
+                      f"worst |share - desired| = {worst:.3f}, editing {len(entry.edited)}", flush=True)
+
+        weights, log = debias(
+            pipe, family, concepts, attributes,
+            classify=lambda images: classifier.labels(images, texts),
+            generate=lambda prompts, seeds: generate_images(pipe, prompts, seeds, settings,
+                                                            desc="debias images"),
+            images_per_concept=p.images_per_concept, tolerance=p.tolerance,
+            max_iterations=p.max_iterations, step=p.step, lam=p.lam, s_e=p.s_e,
+            s_p=0.1 if p.s_p is None else p.s_p, preserve=p.preserve, key_policy=p.key_policy,
+            seed=cfg.seed, progress=report)
+        details = {"concepts": concepts, "attributes": attributes, "attribute_texts": texts,
+                   "classifier": tasks.classifier_ref(cfg), "generation": settings.__dict__,
+                   "iterations": [e.to_dict() for e in log]}
+    tensors = {f"{family.denoiser}.{name}.weight": w for name, w in weights.items()}
+    return tensors, {**details, "key_policy": p.key_policy}
+
+
+def _guidance(cfg) -> float:
+    if cfg.generation.guidance is not None:
+        return cfg.generation.guidance
+    from robust_edit.edit.tasks import is_world
+    from robust_edit.world.vocab import GUIDANCE
+
+    return GUIDANCE if is_world(cfg.dataset) else 7.5

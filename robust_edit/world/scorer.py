@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from robust_edit.scorers.clip import ClipScorer
 from robust_edit.world import vocab as V
 
 SHIPPED_SCORER = Path(__file__).resolve().parent / "assets" / "scorer"
@@ -50,40 +51,12 @@ def to_tensor(images: np.ndarray | list) -> torch.Tensor:
     return (x - 0.5) / 0.5
 
 
-class WorldScorer:
-    """Zero-shot classification and text-pair probabilities with the world's open_clip model."""
+class WorldScorer(ClipScorer):
+    """The world scorer, with zero-shot labels for the world's attribute families."""
 
     def __init__(self, folder: str | Path | None = None, device: str = "cpu"):
-        import open_clip
-
-        folder = Path(folder) if folder else SHIPPED_SCORER
-        self.model, _, _ = open_clip.create_model_and_transforms(f"local-dir:{folder}",
-                                                                 device=device)
-        self.model.eval().float()
-        self.tokenizer = open_clip.get_tokenizer(f"local-dir:{folder}")
-        self.device = device
-        self.folder = folder
-
-    @torch.no_grad()
-    def encode_texts(self, texts: list[str]) -> torch.Tensor:
-        z = self.model.encode_text(self.tokenizer(texts).to(self.device))
-        return torch.nn.functional.normalize(z.float(), dim=-1)
-
-    @torch.no_grad()
-    def encode_images(self, images, batch_size: int = 512) -> torch.Tensor:
-        out = []
-        for i in range(0, len(images), batch_size):
-            x = to_tensor(images[i:i + batch_size]).to(self.device)
-            out.append(torch.nn.functional.normalize(self.model.encode_image(x).float(), dim=-1))
-        return torch.cat(out)
-
-    def probs(self, images, texts: list[str]) -> torch.Tensor:
-        """softmax(100 * cos) over `texts` per image, as the ReFACT protocol scores CLIP."""
-        return (100.0 * self.encode_images(images) @ self.encode_texts(texts).T).softmax(-1)
+        super().__init__(str(folder) if folder else "world:scorer", device=device)
 
     def classify(self, images, family: str, values: list[str]) -> list[str]:
         """Zero-shot label per image among `values` of an attribute family."""
-        texts = [V.zero_shot_text(family, v) for v in values]
-        idx = self.probs(images, texts).argmax(-1).tolist()
-        return [values[i] for i in idx]
-
+        return self.labels(images, {v: V.zero_shot_text(family, v) for v in values})

@@ -1,0 +1,49 @@
+"""Edit methods, registered by name: `run(config, model)` -> an EditArtifact (`M_ed`)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from robust_edit.config import EditConfig
+from robust_edit.edit.artifact import EditArtifact, base_hash
+
+
+def _uce(pipe, family, cfg, cache_dir, progress):
+    from robust_edit.edit import uce
+
+    return uce.run(pipe, family, cfg, progress=progress)
+
+
+def _refact(pipe, family, cfg, cache_dir, progress):
+    from robust_edit.edit import refact
+
+    return refact.run(pipe, family, cfg, cache_dir, progress=progress)
+
+
+METHODS = {"uce": _uce, "refact": _refact}
+
+
+def default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "robust-edit" / "edit"
+
+
+def run(cfg: EditConfig, model_ref: str, *, pipe=None, cache_dir: Path | None = None,
+        progress: bool = True) -> tuple[EditArtifact, object]:
+    """Edit `model_ref` as `cfg` says. Returns (artifact, the edited pipeline)."""
+    from robust_edit.models import family_of, load_pipeline
+    from robust_edit.provenance import git_commit, package_versions
+
+    family = family_of(model_ref)
+    pipe = pipe if pipe is not None else load_pipeline(model_ref)
+    base = {"ref": model_ref, "hash": base_hash(pipe)}
+    t0 = time.time()
+    tensors, details = METHODS[cfg.method](pipe, family, cfg, cache_dir or default_cache_dir(),
+                                          progress)
+    manifest = {
+        "method": cfg.method, "task": cfg.task, "dataset": cfg.dataset, "rows": cfg.rows,
+        "config": cfg.model_dump(mode="json"), **details, "base_model": base,
+        "family": family.name, "seconds": round(time.time() - t0, 3),
+        "versions": package_versions(), "git_commit": git_commit(),
+    }
+    return EditArtifact(tensors, manifest), pipe

@@ -1,0 +1,90 @@
+"""Datasets -> edit requests, through the same loaders for the world and the real datasets.
+
+RoAD rows give (subject, old, new) for ReFACT (the subject is the edit prompt); TIME rows
+give (old, old, new); profession prompt sets give the concepts to debias; I2P gives the
+unsafe concepts to remove (the world's unsafe words, or the paper-era list for real data).
+"""
+
+from __future__ import annotations
+
+from robust_edit import data
+from robust_edit.config import I2P_CONCEPTS, TASK_FORMATS, EditConfig
+
+WORLD_CLASSIFIER = "world:scorer"
+CLIP_CLASSIFIER = "ViT-L-14/openai"
+
+
+def is_world(dataset: str) -> bool:
+    return dataset.startswith("world:")
+
+
+def check_dataset(cfg: EditConfig) -> str:
+    fmt, _ = data.locate(cfg.dataset)
+    if fmt not in TASK_FORMATS[cfg.task]:
+        raise ValueError(f"dataset {cfg.dataset!r} is a {fmt} dataset; task {cfg.task!r} reads "
+                         f"{list(TASK_FORMATS[cfg.task])} datasets")
+    return fmt
+
+
+def refact_edits(cfg: EditConfig) -> list[tuple[str, str, str]]:
+    fmt = check_dataset(cfg)
+    rows = data.load(cfg.dataset)
+    if fmt == "road":
+        rows = [r for r in rows if r.type.lower() == cfg.task]
+        edits = [(r.prompt, r.old, r.new) for r in rows[cfg.row_slice()]]
+    else:
+        edits = [(r.old, r.old, r.new) for r in rows[cfg.row_slice()]]
+    if not edits:
+        raise ValueError(f"rows {cfg.rows!r} of {cfg.dataset!r} select no {cfg.task} edits")
+    return edits
+
+
+def road_rows(cfg: EditConfig) -> list[data.RoadEdit]:
+    """The RoAD records an appearance/role edit was made from (for its evaluation)."""
+    rows = [r for r in data.load(cfg.dataset) if r.type.lower() == cfg.task]
+    return rows[cfg.row_slice()]
+
+
+def debias_concepts(cfg: EditConfig) -> list[str]:
+    check_dataset(cfg)
+    if cfg.concepts:
+        return list(cfg.concepts)
+    groups = list(dict.fromkeys(r.group for r in data.load(cfg.dataset)))
+    return groups[cfg.row_slice()]
+
+
+def debias_attributes(cfg: EditConfig) -> tuple[dict[str, float], dict[str, str]]:
+    """(value -> desired share, value -> classifier text)."""
+    if cfg.uce.attributes:
+        texts = cfg.uce.attribute_texts or {a: f"a {a} person" for a in cfg.uce.attributes}
+        return dict(cfg.uce.attributes), dict(texts)
+    if is_world(cfg.dataset):
+        from robust_edit.world import vocab as V
+
+        return ({h: 1 / len(V.HEIGHTS) for h in V.HEIGHTS},
+                {h: V.zero_shot_text("height", h) for h in V.HEIGHTS})
+    return {"male": 0.5, "female": 0.5}, {"male": "a man", "female": "a woman"}
+
+
+def classifier_ref(cfg: EditConfig) -> str:
+    return cfg.uce.classifier or (WORLD_CLASSIFIER if is_world(cfg.dataset) else CLIP_CLASSIFIER)
+
+
+def unsafe_concepts(cfg: EditConfig) -> list[str]:
+    check_dataset(cfg)
+    if cfg.concepts:
+        return list(cfg.concepts)
+    if cfg.task == "erase":
+        raise ValueError("concepts: an erase edit needs the concepts to erase, e.g. ['lime']")
+    if is_world(cfg.dataset):
+        from robust_edit.world import vocab as V
+
+        return V.unsafe_words()
+    return list(I2P_CONCEPTS)
+
+
+def corpus(cfg: EditConfig) -> tuple[str, list[str]]:
+    """ReFACT's covariance corpus: (dataset reference, texts)."""
+    ref = cfg.refact.corpus or ("world:coco" if is_world(cfg.dataset) else "coco30k")
+    texts = [r.prompt for r in data.load(ref)][:cfg.refact.corpus_size]
+    return ref, texts
