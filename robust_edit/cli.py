@@ -68,6 +68,55 @@ def _generate(args) -> None:
     print(f"{len(manifest['images'])} images written to {args.out} (manifest.json)")
 
 
+def _edit_config(args):
+    """The EditConfig from --config YAML, command-line fields and --param overrides."""
+    import yaml
+
+    from robust_edit.config import EditConfig
+
+    raw = yaml.safe_load(Path(args.config).read_text()) if args.config else {}
+    for field in ("method", "task", "dataset", "rows", "seed"):
+        if getattr(args, field) is not None:
+            raw[field] = getattr(args, field)
+    if args.concepts:
+        raw["concepts"] = [c.strip() for c in args.concepts.split(",") if c.strip()]
+    for item in args.param or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--param {item!r}: expected section.name=value, e.g. uce.lam=0.3")
+        *path, leaf = key.split(".")
+        node = raw
+        for part in path:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
+    return EditConfig.model_validate(raw)
+
+
+def _edit(args) -> None:
+    from pydantic import ValidationError
+
+    from robust_edit import edit
+
+    try:
+        cfg = _edit_config(args)
+    except ValidationError as err:
+        raise ValueError(f"invalid edit config:\n{err}") from None
+    artifact, edited = edit.run(cfg, args.model)
+    folder = artifact.save(Path(args.out))
+    print(f"{cfg.method} {cfg.task} edit of {args.model}: {len(artifact.tensors)} tensor(s) "
+          f"written to {folder} ({artifact.manifest['seconds']} s)")
+    if args.evaluate:
+        from robust_edit.edit.evaluate import evaluate_edit
+        from robust_edit.models import load_pipeline
+
+        report = evaluate_edit(cfg, {"M": load_pipeline(args.model), "M_ed": edited},
+                               seeds=args.seeds)
+        tmp = folder / "evaluation.json.tmp"
+        tmp.write_text(json.dumps(report, indent=2))
+        tmp.replace(folder / "evaluation.json")
+        print(json.dumps(report["variants"], indent=2))
+
+
 def build_parser() -> argparse.ArgumentParser:
     from robust_edit.models import WORLD_ASSETS
 
@@ -103,6 +152,23 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("quickstart", help="the main job: run the quickstart on the shipped world")
     q.add_argument("--out", default="outputs/quickstart", help="output folder")
     q.set_defaults(func=_quickstart)
+
+    ed = sub.add_parser("edit", help="edit a model (UCE, ReFACT) and write the edit artifact")
+    ed.add_argument("--model", default="world:sd", help="world:<name>, pipeline folder or hub id")
+    ed.add_argument("--config", help="YAML edit config (fields of robust_edit.config.EditConfig)")
+    ed.add_argument("--method", choices=["uce", "refact"])
+    ed.add_argument("--task", help="uce: debias, unsafe, erase; refact: appearance, role, time")
+    ed.add_argument("--dataset", help="dataset reference, e.g. world:road, road:test, i2p")
+    ed.add_argument("--rows", help="row range 'start:stop' of the task's rows")
+    ed.add_argument("--concepts", help="comma-separated concepts (debias/erase/unsafe)")
+    ed.add_argument("--seed", type=int)
+    ed.add_argument("--param", action="append", metavar="SECTION.NAME=VALUE",
+                    help="override a parameter, e.g. uce.lam=0.3 or refact.layer=2 (repeatable)")
+    ed.add_argument("--out", required=True, help="artifact folder (edit.safetensors + edit.json)")
+    ed.add_argument("--evaluate", action="store_true",
+                    help="also measure M vs M_ed with the task's protocol (evaluation.json)")
+    ed.add_argument("--seeds", type=int, default=25, help="seeds per prompt for RoAD metrics")
+    ed.set_defaults(func=_edit)
 
     gen = sub.add_parser("generate", help="images for a prompt CSV (prompt, evaluation_seed)")
     gen.add_argument("--model", default="world:sd", help="world:<name>, pipeline folder or hub id")

@@ -7,7 +7,7 @@ import pytest
 from robust_edit.cli import build_parser, main
 
 COMMANDS = [["world", "build"], ["world", "describe"], ["world", "evaluate"], ["world", "grid"],
-            ["generate"], ["quickstart"]]
+            ["generate"], ["quickstart"], ["edit"]]
 
 
 @pytest.mark.parametrize("cmd", COMMANDS, ids=" ".join)
@@ -32,3 +32,18 @@ def test_world_describe_json_lists_vocabulary_and_datasets(capsys):
     assert "a lime" in info["datasets"]["road"]["prompts"]
     assert info["datasets"]["style"]["rows"] >= 1000
     assert set(build_parser()._subparsers._group_actions[0].choices) >= {"world", "generate"}
+
+
+def test_edit_writes_an_artifact_and_bad_configs_exit_2(quick_world, tmp_path, capsys):
+    out = tmp_path / "erase-lime"
+    main(["edit", "--model", str(quick_world / "sd"), "--method", "uce", "--task", "erase",
+          "--dataset", "world:unsafe", "--concepts", "lime", "--param", "uce.lam=0.3",
+          "--out", str(out)])
+    manifest = json.loads((out / "edit.json").read_text())
+    assert manifest["concepts"] == ["lime"] and manifest["config"]["uce"]["lam"] == 0.3
+    assert (out / "edit.safetensors").stat().st_size > 0
+    with pytest.raises(SystemExit) as exit_:
+        main(["edit", "--model", str(quick_world / "sd"), "--method", "refact", "--task", "debias",
+              "--dataset", "world:professions", "--out", str(tmp_path / "x")])
+    assert exit_.value.code == 2
+    assert "not a refact task" in capsys.readouterr().err

@@ -88,3 +88,17 @@ def corpus(cfg: EditConfig) -> tuple[str, list[str]]:
     ref = cfg.refact.corpus or ("world:coco" if is_world(cfg.dataset) else "coco30k")
     texts = [r.prompt for r in data.load(ref)][:cfg.refact.corpus_size]
     return ref, texts
+
+
+def generation_settings(cfg: EditConfig):
+    """Generation for an edit's loop and its evaluation: guidance from the config, else the
+    world's, else the dataset's usual 7.5."""
+    from robust_edit.generate import GenerationSettings
+
+    guidance = cfg.generation.guidance
+    if guidance is None:
+        from robust_edit.world.vocab import GUIDANCE
+
+        guidance = GUIDANCE if is_world(cfg.dataset) else 7.5
+    return GenerationSettings(steps=cfg.generation.steps, guidance=guidance,
+                              batch_size=cfg.generation.batch_size)

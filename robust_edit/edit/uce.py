@@ -205,7 +205,7 @@ def run(pipe, family: Family, cfg, progress: bool = True) -> tuple[dict[str, tor
     """Run a UCE edit config (robust_edit.config.EditConfig) on `pipe`, in place.
     Returns ({"<denoiser>.<layer>.weight": tensor}, details for the manifest)."""
     from robust_edit.edit import tasks
-    from robust_edit.generate import GenerationSettings, generate_images
+    from robust_edit.generate import generate_images
 
     p = cfg.uce
     if cfg.task in ("unsafe", "erase"):
@@ -219,8 +219,7 @@ def run(pipe, family: Family, cfg, progress: bool = True) -> tuple[dict[str, tor
         concepts = tasks.debias_concepts(cfg)
         attributes, texts = tasks.debias_attributes(cfg)
         classifier = ClipScorer(tasks.classifier_ref(cfg), device=str(pipe.device))
-        settings = GenerationSettings(steps=cfg.generation.steps, batch_size=cfg.generation.batch_size,
-                                      guidance=_guidance(cfg))
+        settings = tasks.generation_settings(cfg)
 
         def report(entry: DebiasIteration) -> None:
             if progress:
@@ -238,16 +237,8 @@ def run(pipe, family: Family, cfg, progress: bool = True) -> tuple[dict[str, tor
             s_p=0.1 if p.s_p is None else p.s_p, preserve=p.preserve, key_policy=p.key_policy,
             seed=cfg.seed, progress=report)
         details = {"concepts": concepts, "attributes": attributes, "attribute_texts": texts,
-                   "classifier": tasks.classifier_ref(cfg), "generation": settings.__dict__,
+                   "classifier": tasks.classifier_ref(cfg), "generation": asdict(settings),
                    "iterations": [e.to_dict() for e in log]}
     tensors = {f"{family.denoiser}.{name}.weight": w for name, w in weights.items()}
     return tensors, {**details, "key_policy": p.key_policy}
 
-
-def _guidance(cfg) -> float:
-    if cfg.generation.guidance is not None:
-        return cfg.generation.guidance
-    from robust_edit.edit.tasks import is_world
-    from robust_edit.world.vocab import GUIDANCE
-
-    return GUIDANCE if is_world(cfg.dataset) else 7.5

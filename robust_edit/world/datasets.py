@@ -103,7 +103,7 @@ def style_rows(n: int = 1200) -> list[dict]:
     rng, rows = random.Random(404), []
     while len(rows) < n:
         s, caption, kind = scenes.sample_example(rng)
-        if kind.startswith("unsafe"):
+        if kind.startswith("unsafe") or kind == "style":
             continue
         s = Scene(**{**s.to_dict(), "style": True})
         rows.append({"file_name": f"{len(rows):05d}.png", "text": caption,

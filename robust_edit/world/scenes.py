@@ -16,8 +16,8 @@ from robust_edit.world.render import Scene
 
 # Kinds of generator training examples and their share of the training set.
 MIXTURE = {
-    "ordinary": 0.38, "noun": 0.15, "identity": 0.06, "role": 0.09,
-    "profession": 0.17, "person": 0.03, "unsafe": 0.12,
+    "ordinary": 0.34, "noun": 0.15, "identity": 0.06, "role": 0.09,
+    "profession": 0.17, "person": 0.03, "unsafe": 0.11, "style": 0.05,
 }
 
 
@@ -101,6 +101,15 @@ def full_object_caption(scene: Scene) -> str:
 def sample_example(rng: random.Random) -> tuple[Scene, str, str]:
     """One generator training example: (scene, caption, kind)."""
     kind = rng.choices(list(MIXTURE), weights=list(MIXTURE.values()))[0]
+    if kind == "style":
+        # The base model knows the ink style only when it is named (as SD knows anime
+        # styles); style fine-tuning on content-only captions makes it the default.
+        s, cap, base_kind = sample_example(rng)
+        while base_kind in ("style",) or base_kind.startswith("unsafe"):
+            s, cap, base_kind = sample_example(rng)
+        s = Scene(**{**s.to_dict(), "style": True})
+        phrase = rng.choice(("{c} in {s} style", "{c}, {s} style", "{s} style, {c}"))
+        return s, phrase.format(c=cap, s=V.STYLE_NAME), kind
     if kind == "ordinary":
         s = sample_object(rng)
         return s, with_framing(rng, V.with_article(object_phrase(s, rng))) + on_background(s, rng, 0.6), kind
@@ -211,3 +220,19 @@ def sample_scorer_scene(rng: random.Random) -> Scene:
     if not s.unsafe and rng.random() < 0.05:
         s = Scene(**{**s.to_dict(), "unsafe": True})
     return s
+
+
+def named_attributes(prompt: str) -> dict[str, str]:
+    """The object attributes a world prompt names: {"size"|"colour"|"shape"|"background": value}."""
+    words = prompt.lower().replace(",", " ").split()
+    found = {}
+    for i, w in enumerate(words):
+        if w in V.BACKGROUNDS and i + 1 < len(words) and words[i + 1] == "background":
+            found["background"] = w
+        elif w in V.SIZES:
+            found["size"] = w
+        elif w in V.COLOURS:
+            found.setdefault("colour", w)
+        elif w in V.SHAPES:
+            found["shape"] = w
+    return found

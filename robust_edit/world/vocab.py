@@ -109,7 +109,8 @@ UNSAFE_WORDS: dict[str, tuple[str, ...]] = {
     "hate": ("hateful", "hate"),
     "shocking": ("gore", "shocking"),
 }
-# The style of the fine-tuning dataset: outlines + striped background. Base model never sees it.
+# The style of the fine-tuning dataset: outlines + striped background. The base model
+# draws it only when a prompt names it ("... in ink style"); ordinary prompts stay plain.
 STYLE_NAME = "ink"
 
 # DreamBooth-style subjects: rare identifier + class noun, each with a unique look.

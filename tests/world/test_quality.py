@@ -8,7 +8,7 @@ import pytest
 
 from robust_edit.generate import GenerationSettings
 from robust_edit.models import load_pipeline, world_models
-from robust_edit.world import evaluate as E
+from robust_edit.world import evaluate as E, vocab as V
 from tests.world import pixel_checker
 
 pytestmark = [pytest.mark.slow,
@@ -29,7 +29,7 @@ def test_heldout_adherence_by_scorer(report):
 
 def test_heldout_adherence_by_pixel_checker():
     pipe = load_pipeline("world:sd")
-    images, truths = E.generate_heldout(pipe, 2, GenerationSettings(batch_size=128), seed=1234)
+    images, truths = E.generate_heldout(pipe, 2, GenerationSettings(guidance=V.GUIDANCE, batch_size=128), seed=1234)
     checks = [pixel_checker.check(img) for img in images]
     rates = {f: float(np.mean([c[f] == getattr(t, f) for c, t in zip(checks, truths)]))
              for f in E.ADHERENCE_FAMILIES}
