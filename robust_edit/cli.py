@@ -117,6 +117,31 @@ def _edit(args) -> None:
         print(json.dumps(report["variants"], indent=2))
 
 
+def _finetune(args) -> None:
+    import yaml
+    from pydantic import ValidationError
+
+    from robust_edit import finetune
+    from robust_edit.config import FinetuneConfig
+
+    raw = yaml.safe_load(Path(args.config).read_text()) if args.config else {}
+    for field in ("method", "dataset", "steps", "batch_size", "lr", "optimizer", "targets", "rank",
+                  "alpha", "checkpoint_every", "seed", "instance_prompt", "class_prompt"):
+        if getattr(args, field) is not None:
+            raw[field] = getattr(args, field)
+    if args.no_prior_preservation:
+        raw["prior_preservation"] = False
+    try:
+        cfg = FinetuneConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ValueError(f"invalid fine-tuning config:\n{err}") from None
+    manifest = finetune.run(cfg, args.model, Path(args.out),
+                            edit_artifact=Path(args.edit) if args.edit else None)
+    print(f"{cfg.method} fine-tuning of {args.model}{' + edit ' + args.edit if args.edit else ''}: "
+          f"{manifest['status']}, checkpoints at steps {manifest['checkpoints']}, "
+          f"final loss {manifest['losses'][-1]:.4f}; outputs in {args.out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from robust_edit.models import WORLD_ASSETS
 
@@ -169,6 +194,27 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also measure M vs M_ed with the task's protocol (evaluation.json)")
     ed.add_argument("--seeds", type=int, default=25, help="seeds per prompt for RoAD metrics")
     ed.set_defaults(func=_edit)
+
+    ft = sub.add_parser("finetune", help="fine-tune a model (full, DreamBooth, LoRA, DoRA)")
+    ft.add_argument("--model", default="world:sd", help="world:<name>, pipeline folder or hub id")
+    ft.add_argument("--edit", help="edit artifact folder to apply first (fine-tunes M_ed)")
+    ft.add_argument("--config", help="YAML fine-tuning config (robust_edit.config.FinetuneConfig)")
+    ft.add_argument("--method", choices=["full", "dreambooth", "lora", "dora"])
+    ft.add_argument("--dataset", help="world:style, world:dreambooth:<subject>, a folder, hf:<id>")
+    ft.add_argument("--steps", type=int)
+    ft.add_argument("--batch-size", type=int)
+    ft.add_argument("--lr", type=float)
+    ft.add_argument("--optimizer", choices=["adamw", "prodigy"])
+    ft.add_argument("--targets", choices=["text_encoder", "unet", "both"])
+    ft.add_argument("--rank", type=int)
+    ft.add_argument("--alpha", type=float)
+    ft.add_argument("--checkpoint-every", type=int)
+    ft.add_argument("--seed", type=int)
+    ft.add_argument("--instance-prompt")
+    ft.add_argument("--class-prompt")
+    ft.add_argument("--no-prior-preservation", action="store_true")
+    ft.add_argument("--out", required=True, help="run folder (checkpoints, outputs, manifest)")
+    ft.set_defaults(func=_finetune)
 
     gen = sub.add_parser("generate", help="images for a prompt CSV (prompt, evaluation_seed)")
     gen.add_argument("--model", default="world:sd", help="world:<name>, pipeline folder or hub id")

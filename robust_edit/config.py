@@ -95,3 +95,206 @@ class EditConfig(Strict):
             return slice(None)
         a, b = (int(p) if p.strip() else None for p in self.rows.split(":"))
         return slice(a, b)
+
+
+FINETUNE_DEFAULTS = {
+    # method: (what it trains, optimizer, learning rate)
+    "full": ("both", "adamw", 1e-4),
+    "dreambooth": ("unet", "adamw", 5e-5),
+    "lora": ("text_encoder", "adamw", 1e-3),
+    "dora": ("text_encoder", "prodigy", 1.0),
+}
+
+
+class FinetuneConfig(Strict):
+    """One fine-tuning run. `targets`, `optimizer` and `lr` default per method
+    (FINETUNE_DEFAULTS: LoRA/DoRA on the text encoder as in the study, DoRA with Prodigy)."""
+
+    name: str | None = None
+    method: Literal["full", "dreambooth", "lora", "dora"]
+    dataset: str
+    steps: int = Field(200, ge=1)
+    batch_size: int = Field(16, ge=1)
+    lr: float | None = Field(None, gt=0)
+    optimizer: Literal["adamw", "prodigy"] | None = None
+    targets: Literal["text_encoder", "unet", "both"] | None = None
+    rank: int = Field(4, ge=1)
+    alpha: float | None = Field(None, gt=0, description="default: the rank")
+    weight_decay: float = Field(1e-2, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    checkpoint_every: int = Field(50, ge=1)
+    seed: int = 0
+    # DreamBooth
+    instance_prompt: str | None = None
+    class_prompt: str | None = None
+    prior_preservation: bool = True
+    prior_loss_weight: float = Field(1.0, ge=0)
+    class_images: int = Field(50, ge=1)
+
+    @property
+    def resolved_targets(self) -> str:
+        return self.targets or FINETUNE_DEFAULTS[self.method][0]
+
+    @property
+    def resolved_optimizer(self) -> str:
+        return self.optimizer or FINETUNE_DEFAULTS[self.method][1]
+
+    @property
+    def resolved_lr(self) -> float:
+        if self.lr is not None:
+            return self.lr
+        return 1.0 if self.resolved_optimizer == "prodigy" else FINETUNE_DEFAULTS[self.method][2]
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.method in ("full", "dreambooth") and self.alpha is not None:
+            raise ValueError(f"alpha: only LoRA/DoRA have an alpha; remove it for method {self.method!r}")
+        if self.method == "dreambooth" and self.prior_preservation and self.class_prompt is None \
+                and not self.dataset.startswith("world:dreambooth"):
+            raise ValueError("class_prompt: DreamBooth with prior preservation needs the class "
+                             "prompt (e.g. 'a dog'), or set prior_preservation: false")
+        return self
+
+
+# --- sweeps -------------------------------------------------------------------------------
+
+class FinetuneSpec(FinetuneConfig):
+    """A fine-tuning axis of a sweep: a FinetuneConfig whose rank and seed may be lists."""
+
+    ranks: tuple[int, ...] | None = None
+    seeds: tuple[int, ...] | None = None
+
+    @field_validator("ranks", "seeds")
+    @classmethod
+    def _non_empty(cls, v, info):
+        if v is not None and not v:
+            raise ValueError(f"{info.field_name}: give at least one value or leave it out")
+        if v is not None and info.field_name == "ranks" and any(r < 1 for r in v):
+            raise ValueError(f"ranks {list(v)}: every rank must be a positive integer")
+        if v is not None and len(set(v)) != len(v):
+            raise ValueError(f"{info.field_name} {list(v)}: values repeat")
+        return v
+
+    @model_validator(mode="after")
+    def _ranks_only_for_adapters(self):
+        if self.ranks is not None and self.method not in ("lora", "dora"):
+            raise ValueError(f"ranks: method {self.method!r} has no rank; ranks are for lora and dora")
+        return self
+
+    def expand(self) -> list[FinetuneConfig]:
+        base = self.model_dump(exclude={"ranks", "seeds"})
+        return [FinetuneConfig.model_validate({**base, "rank": r, "seed": s})
+                for r in (self.ranks or (self.rank,)) for s in (self.seeds or (self.seed,))]
+
+
+class EvaluationSpec(Strict):
+    seeds: int = Field(10, ge=1, description="seeds per RoAD prompt (0..seeds-1)")
+    scorer: str = Field("world:scorer", description="scorer reference (robust_edit.scorers.clip)")
+    generation: GenerationConfig = GenerationConfig()
+
+
+class ResourcesSpec(Strict):
+    cpus_per_trial: float = Field(1.0, gt=0)
+    gpus_per_trial: float = Field(0.0, ge=0)
+    max_concurrent_trials: int = Field(2, ge=1)
+    scorer_actors: int = Field(1, ge=1)
+    gpus_per_scorer_actor: float = Field(0.0, ge=0)
+    max_failures: int = Field(2, ge=0, description="retries per failed trial")
+
+
+class TrackingSpec(Strict):
+    mlflow_uri: str | None = Field(None, description="default: sqlite:///<storage>/mlflow.db")
+    experiment: str | None = Field(None, description="default: the sweep's name")
+    duckdb: str | None = Field(None, description="default: <storage>/results.duckdb")
+
+
+class SweepSpec(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    models: tuple[str, ...] = Field(min_length=1)
+    edits: tuple[EditConfig, ...] = Field(min_length=1)
+    finetunes: tuple[FinetuneSpec, ...] = Field(min_length=1)
+    evaluation: EvaluationSpec = EvaluationSpec()
+    resources: ResourcesSpec = ResourcesSpec()
+    storage: str = Field(description="output root: a local path or a URI (s3://, gs://)")
+    tracking: TrackingSpec = TrackingSpec()
+
+    @field_validator("models")
+    @classmethod
+    def _models_resolve(cls, v):
+        from robust_edit.models import ModelReferenceError, family_of
+
+        for ref in v:
+            try:
+                family_of(ref)
+            except ModelReferenceError as err:
+                raise ValueError(f"models: {err}") from None
+        if len(set(v)) != len(v):
+            raise ValueError(f"models {list(v)}: a model is listed twice")
+        return v
+
+    @model_validator(mode="after")
+    def _names_and_datasets(self):
+        from robust_edit.data import dataset_format
+
+        for kind, items in (("edits", self.edits), ("finetunes", self.finetunes)):
+            names = [x.name for x in items]
+            if any(n is None for n in names):
+                raise ValueError(f"{kind}: every entry needs a name (used in result rows)")
+            dup = sorted({n for n in names if names.count(n) > 1})
+            if dup:
+                raise ValueError(f"{kind}: duplicate name(s) {dup}; names must be unique")
+        for e in self.edits:
+            fmt = dataset_format(e.dataset)
+            if fmt not in TASK_FORMATS[e.task]:
+                raise ValueError(f"edits[{e.name}].dataset {e.dataset!r} is a {fmt} dataset; task "
+                                 f"{e.task!r} reads {list(TASK_FORMATS[e.task])} datasets")
+        for f in self.finetunes:
+            _check_finetune_dataset(f.name, f.dataset)
+        return self
+
+
+def _check_finetune_dataset(name: str, ref: str) -> None:
+    """Syntax only: world sets must exist; folders are checked where the sweep runs."""
+    from robust_edit.world.vocab import SUBJECTS
+
+    if ref.startswith("world:") and not (
+            ref == "world:style" or (ref.startswith("world:dreambooth:") and ref.split(":")[2] in SUBJECTS)):
+        raise ValueError(f"finetunes[{name}].dataset {ref!r}: world fine-tuning sets are "
+                         f"'world:style' and 'world:dreambooth:<subject>' with subject in {sorted(SUBJECTS)}")
+
+
+def check_runtime(spec: SweepSpec) -> None:
+    """What only the machine that runs the sweep can check, before any compute: the
+    storage root is writable and local dataset folders exist."""
+    import os
+    from pathlib import Path
+
+    if "://" not in spec.storage:
+        probe = Path(spec.storage).expanduser()
+        while not probe.exists():
+            probe = probe.parent
+        if not probe.is_dir() or not os.access(probe, os.W_OK):
+            raise ValueError(f"storage {spec.storage!r}: {probe} is not a writable directory; "
+                             "choose a path you can write to")
+    for f in spec.finetunes:
+        local = not (f.dataset.startswith(("world:", "hf:")) or "://" in f.dataset)
+        if local and not Path(f.dataset).is_dir():
+            raise ValueError(f"finetunes[{f.name}].dataset {f.dataset!r}: no such folder here; "
+                             "give an image folder with metadata.csv, or 'hf:<dataset id>'")
+
+
+def load_sweep(path) -> SweepSpec:
+    """Read and validate a sweep YAML; errors name the file, the field and the fix."""
+    from pathlib import Path
+
+    import yaml
+    from pydantic import ValidationError
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"sweep spec {path} does not exist")
+    raw = yaml.safe_load(path.read_text()) or {}
+    try:
+        return SweepSpec.model_validate(raw)
+    except ValidationError as err:
+        raise ValueError(f"{path}: invalid sweep spec\n{err}") from None

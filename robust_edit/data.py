@@ -83,26 +83,34 @@ def _cache_dir() -> Path:
 
 def locate(ref: str) -> tuple[str, Path]:
     """A dataset reference -> (format, local CSV path), fetching real data when needed."""
+    fmt = dataset_format(ref)
     if ref.startswith("world:"):
         from robust_edit.world import datasets as world
 
+        return fmt, world.path(ref.removeprefix("world:"))
+    _, rel, url = REAL_DATASETS[ref]
+    local = shared_data_dir() / rel
+    if local.exists():
+        return fmt, local
+    cached = _cache_dir() / "data" / rel
+    if not cached.exists():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(".part")
+        urllib.request.urlretrieve(url, tmp)  # public CSV, no code executed
+        tmp.replace(cached)
+    return fmt, cached
+
+
+def dataset_format(ref: str) -> str:
+    """A reference's format without reading or fetching it (for validating specs)."""
+    if ref.startswith("world:"):
         name = ref.removeprefix("world:")
         if name not in WORLD_FORMATS:
             raise ValueError(f"dataset {ref!r}: unknown world prompt set; known: "
                              f"{['world:' + n for n in WORLD_FORMATS]}")
-        return WORLD_FORMATS[name], world.path(name)
+        return WORLD_FORMATS[name]
     if ref in REAL_DATASETS:
-        fmt, rel, url = REAL_DATASETS[ref]
-        local = shared_data_dir() / rel
-        if local.exists():
-            return fmt, local
-        cached = _cache_dir() / "data" / rel
-        if not cached.exists():
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cached.with_suffix(".part")
-            urllib.request.urlretrieve(url, tmp)  # public CSV, no code executed
-            tmp.replace(cached)
-        return fmt, cached
+        return REAL_DATASETS[ref][0]
     raise ValueError(f"dataset {ref!r}: unknown; known: {sorted(REAL_DATASETS)} and "
                      f"{['world:' + n for n in WORLD_FORMATS]}")
 

@@ -78,11 +78,11 @@ def _fc2_inputs(text_encoder, fc2: torch.nn.Linear, ids: torch.Tensor) -> torch.
     return seen[0].float().cpu()
 
 
-def _subject_positions(tokenizer, prompts: Sequence[str], subject: str) -> list[int]:
-    """Index of the subject's last token in each prompt (prompt = template.format(subject))."""
+def _subject_positions(tokenizer, templates: Sequence[str], subject: str) -> list[int]:
+    """Index of the subject's last token in each template.format(subject)."""
     out = []
-    for p in prompts:
-        prefix = p[:p.index(subject) + len(subject)]
+    for t in templates:
+        prefix = t[:t.index("{}")] + subject
         ids = tokenizer(prefix, truncation=True, max_length=tokenizer.model_max_length).input_ids
         out.append(len(ids) - 2)  # drop EOS; BOS counts as position 0
     return out
@@ -159,7 +159,7 @@ def _target_value(text_encoder, tokenizer, fc2, subject: str, old: str, new: str
     prompts = ["{}"] + list(cfg.templates)
     subject_prompts = [t.format(subject) for t in prompts]
     ids = _ids(tokenizer, subject_prompts)
-    pos = torch.tensor(_subject_positions(tokenizer, subject_prompts, subject))
+    pos = torch.tensor(_subject_positions(tokenizer, prompts, subject))
     with torch.no_grad():
         e_new = _pooled(text_encoder, _ids(tokenizer, [t.format(new) for t in prompts]))
         e_old = _pooled(text_encoder, _ids(tokenizer, [t.format(old) for t in prompts]))
@@ -207,7 +207,7 @@ def key(text_encoder, tokenizer, fc2, subject: str, templates: Sequence[str]) ->
     prompts = [t.format(subject) for t in templates]
     with torch.no_grad():
         k = _fc2_inputs(text_encoder, fc2, _ids(tokenizer, prompts))
-    pos = _subject_positions(tokenizer, prompts, subject)
+    pos = _subject_positions(tokenizer, templates, subject)
     return k[torch.arange(len(prompts)), pos].mean(0)
 
 
@@ -224,6 +224,9 @@ def edit(pipe, family: Family, edits: Sequence[tuple[str, str, str]], cfg: Refac
             pipe, enc_name.replace("text_encoder", "tokenizer"))
         fc2_name, fc2 = mlp(text_encoder, family, cfg.layer)
         C = covariance_for(enc_name, text_encoder, tokenizer, fc2)
+        # Only delta is optimised; keep the encoder's own parameters out of autograd.
+        frozen = {n: p.requires_grad for n, p in text_encoder.named_parameters()}
+        text_encoder.requires_grad_(False)
         for subject, old, new in edits:
             subject = subject.lower()
             k0 = key(text_encoder, tokenizer, fc2, subject, cfg.templates)
@@ -235,6 +238,8 @@ def edit(pipe, family: Family, edits: Sequence[tuple[str, str, str]], cfg: Refac
             log.append(RefactStep(enc_name, subject, steps, p_start, p_new, ratio))
             if not math.isfinite(p_new):
                 raise FloatingPointError(f"ReFACT edit {subject!r}: optimisation diverged")
+        for n, p in text_encoder.named_parameters():
+            p.requires_grad_(frozen[n])
         out[f"{enc_name}.{fc2_name}.weight"] = fc2.weight.detach().cpu().clone()
     return out, log
 

@@ -83,11 +83,21 @@ def unsafe_concepts(cfg: EditConfig) -> list[str]:
     return list(I2P_CONCEPTS)
 
 
+WORLD_CORPUS = "world:captions"
+
+
 def corpus(cfg: EditConfig) -> tuple[str, list[str]]:
-    """ReFACT's covariance corpus: (dataset reference, texts)."""
-    ref = cfg.refact.corpus or ("world:coco" if is_world(cfg.dataset) else "coco30k")
-    texts = [r.prompt for r in data.load(ref)][:cfg.refact.corpus_size]
-    return ref, texts
+    """ReFACT's covariance corpus: (reference, texts). The world's is its training-caption
+    distribution (every kind of scene); real models default to COCO captions."""
+    ref = cfg.refact.corpus or (WORLD_CORPUS if is_world(cfg.dataset) else "coco30k")
+    if ref == WORLD_CORPUS:
+        import random
+
+        from robust_edit.world import scenes
+
+        rng = random.Random(2024)
+        return ref, [scenes.sample_example(rng)[1] for _ in range(min(cfg.refact.corpus_size, 20_000))]
+    return ref, [r.prompt for r in data.load(ref)][:cfg.refact.corpus_size]
 
 
 def generation_settings(cfg: EditConfig):

@@ -1,0 +1,127 @@
+"""Fine-tuning methods, registered by name, sharing one training loop (loop.py).
+
+`run(config, model, out)` fine-tunes a base model, or a base model plus an edit artifact
+(that is `M_ed_ft`), writes checkpoints every N steps, resumes after interruption, and
+ends with the method's output (a pipeline folder, or LoRA/DoRA adapters) and a manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from robust_edit.config import FinetuneConfig
+from robust_edit.finetune import dora, dreambooth, full, loop, lora
+
+METHODS = {"full": full, "dreambooth": dreambooth, "lora": lora, "dora": dora}
+MANIFEST = "manifest.json"
+
+
+def resolution(pipe) -> int:
+    denoiser = getattr(pipe, "unet", None)
+    if denoiser is not None:
+        return denoiser.config.sample_size * pipe.vae_scale_factor
+    return pipe.default_sample_size * pipe.vae_scale_factor
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def run(cfg: FinetuneConfig, model_ref: str, out: Path, *, edit_artifact: Path | None = None,
+        cache_dir: Path | None = None, progress: bool = True, stop_after: int | None = None) -> dict:
+    """Fine-tune and return the run manifest (also written to out/manifest.json)."""
+    from robust_edit.edit.artifact import EditArtifact, base_hash
+    from robust_edit.finetune.data import load as load_data
+    from robust_edit.models import family_of, load_pipeline
+    from robust_edit.provenance import git_commit, package_versions
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / MANIFEST).exists():
+        done = json.loads((out / MANIFEST).read_text())
+        if done["config"] != cfg.model_dump(mode="json") or done["base_model"]["ref"] != model_ref:
+            raise ValueError(f"{out} holds a different fine-tuning run ({done['method']} of "
+                             f"{done['base_model']['ref']}); use another output folder")
+        if done["status"] == "complete":
+            return done
+    family = family_of(model_ref)
+    pipe = load_pipeline(model_ref)
+    base = {"ref": model_ref, "hash": base_hash(pipe)}
+    edit = None
+    if edit_artifact is not None:
+        artifact = EditArtifact.load(edit_artifact)
+        artifact.apply(pipe)
+        edit = {"path": str(edit_artifact), "method": artifact.manifest["method"],
+                "task": artifact.manifest["task"], "hash": base_hash(pipe)}
+    data = load_data(cfg.dataset, resolution(pipe))
+    captions = [cfg.instance_prompt] * len(data) if cfg.instance_prompt else data.captions
+    prior = None
+    if cfg.method == "dreambooth" and cfg.prior_preservation:
+        from robust_edit.edit.tasks import is_world
+        from robust_edit.generate import GenerationSettings
+        from robust_edit.world.vocab import GUIDANCE
+
+        class_prompt = cfg.class_prompt or data.class_prompt
+        settings = GenerationSettings(guidance=GUIDANCE if is_world(cfg.dataset) else 7.5)
+        images = dreambooth.class_images(pipe, class_prompt, cfg.class_images,
+                                         cache_dir or out / "cache", (edit or base)["hash"], settings)
+        prior = (loop.encode_latents(pipe, images), [class_prompt] * len(images))
+    torch.manual_seed(cfg.seed)  # adapter initialisation draws from the global generator
+    method = METHODS[cfg.method]
+    params = method.prepare(pipe, family, cfg)
+    n_trainable = sum(p.numel() for p in params.values())
+    if progress:
+        print(f"{cfg.method}: {n_trainable:,} trainable parameters "
+              f"({cfg.resolved_targets}, {cfg.resolved_optimizer}, lr {cfg.resolved_lr})", flush=True)
+    manifest = {
+        "method": cfg.method, "config": cfg.model_dump(mode="json"),
+        "targets": cfg.resolved_targets, "optimizer": cfg.resolved_optimizer, "lr": cfg.resolved_lr,
+        "dataset": {"id": data.dataset_id, "hash": data.content_hash, "size": len(data)},
+        "seed": cfg.seed, "base_model": base, "edit": edit, "trainable_parameters": n_trainable,
+        "versions": package_versions(), "git_commit": git_commit(), "status": "running",
+    }
+    _write_json(out / MANIFEST, manifest)
+    t0 = time.time()
+    latents = loop.encode_latents(pipe, data.images)
+    losses = loop.train(pipe, family, params, cfg, latents, captions, out, prior=prior,
+                        progress=progress, stop_after=stop_after)
+    manifest.update(seconds_this_session=round(time.time() - t0, 2),
+                    checkpoints=loop.completed_checkpoints(out), losses=losses)
+    if len(losses) >= cfg.steps:
+        manifest.update(status="complete", outputs=method.finish(pipe, family, cfg, out))
+    _write_json(out / MANIFEST, manifest)
+    return manifest
+
+
+def load_variant(run_dir: Path, step: int | None = None, device: str | None = None):
+    """The fine-tuned model of a run as a pipeline: final output, or checkpoint `step`."""
+    from robust_edit.edit.artifact import EditArtifact
+    from robust_edit.models import family_of, load_pipeline
+
+    run_dir = Path(run_dir)
+    manifest = json.loads((run_dir / MANIFEST).read_text())
+    cfg = FinetuneConfig.model_validate(manifest["config"])
+    ref = manifest["base_model"]["ref"]
+    if step is None and cfg.method in ("full", "dreambooth"):
+        return load_pipeline(str(run_dir / "pipeline"), device=device)
+    pipe = load_pipeline(ref, device=device)
+    if manifest["edit"]:
+        EditArtifact.load(Path(manifest["edit"]["path"])).apply(pipe)
+    if step is None:
+        pipe.load_lora_weights(str(run_dir / "lora"))
+        pipe.fuse_lora()
+        return pipe
+    family = family_of(ref)
+    params = METHODS[cfg.method].prepare(pipe, family, cfg)
+    loop.load_trainable(loop.checkpoint_dir(run_dir, step), params)
+    for module in (getattr(pipe, n, None) for n in ("unet", "transformer", "text_encoder", "text_encoder_2")):
+        if isinstance(module, torch.nn.Module):
+            module.eval().requires_grad_(False)
+    return pipe

@@ -1,0 +1,117 @@
+"""Fine-tuning datasets: images + captions, with an id and a content hash.
+
+References:
+- `world:style` — the world's ink-style set (content-only captions);
+- `world:dreambooth:<subject>` — one DreamBooth subject's instance images (`a sks circle`);
+- a folder with `metadata.csv` or `metadata.jsonl` (`file_name` + `text`/`caption`/`prompt`),
+  the Hugging Face image-folder layout (the DreamBooth repository's folders work with
+  one `metadata.csv` beside them);
+- `hf:<dataset id>[:split]` — a Hugging Face image dataset with an image column and a text
+  column (e.g. `hf:lambdalabs/naruto-blip-captions`), on machines that can reach the hub.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+TEXT_COLUMNS = ("text", "caption", "prompt")
+
+
+@dataclass
+class ImageCaptions:
+    images: np.ndarray  # uint8 (N, H, W, 3)
+    captions: list[str]
+    dataset_id: str
+    class_prompt: str | None = None  # DreamBooth subjects know their class
+
+    @property
+    def content_hash(self) -> str:
+        h = hashlib.sha256(np.ascontiguousarray(self.images).tobytes())
+        h.update(json.dumps(self.captions).encode())
+        return h.hexdigest()[:24]
+
+    def __len__(self) -> int:
+        return len(self.captions)
+
+
+def _fit(img, resolution: int) -> np.ndarray:
+    """PIL image -> RGB uint8 at resolution x resolution (resize the short side, centre crop)."""
+    from PIL import Image
+
+    img = img.convert("RGB")
+    scale = resolution / min(img.size)
+    img = img.resize((max(resolution, round(img.width * scale)), max(resolution, round(img.height * scale))),
+                     Image.BICUBIC)
+    left, top = (img.width - resolution) // 2, (img.height - resolution) // 2
+    return np.asarray(img.crop((left, top, left + resolution, top + resolution)), dtype=np.uint8)
+
+
+def _world(ref: str) -> ImageCaptions:
+    from robust_edit.data import read_rows
+    from robust_edit.world import datasets as W, vocab as V
+    from robust_edit.world.render import Scene, render
+
+    parts = ref.split(":")
+    if parts[1] == "style":
+        rows = read_rows(W.path("style"))
+        return ImageCaptions(np.stack([render(Scene(**json.loads(r["scene"]))) for r in rows]),
+                             [r["text"] for r in rows], ref)
+    if parts[1] == "dreambooth" and len(parts) == 3 and parts[2] in V.SUBJECTS:
+        rows = [r for r in read_rows(W.path("dreambooth"))
+                if r["subject_name"] == parts[2] and r["role"] == "instance"]
+        return ImageCaptions(np.stack([render(Scene(**json.loads(r["scene"]))) for r in rows]),
+                             [r["prompt"] for r in rows], ref,
+                             class_prompt=f"a {V.SUBJECTS[parts[2]]['class_noun']}")
+    raise ValueError(f"dataset {ref!r}: world fine-tuning sets are 'world:style' and "
+                     f"'world:dreambooth:<subject>' with subject in {sorted(V.SUBJECTS)}")
+
+
+def _folder(path: Path, resolution: int) -> ImageCaptions:
+    from PIL import Image
+
+    from robust_edit.data import read_rows
+
+    if (path / "metadata.csv").exists():
+        rows = read_rows(path / "metadata.csv")
+    elif (path / "metadata.jsonl").exists():
+        rows = [json.loads(line) for line in (path / "metadata.jsonl").read_text().splitlines() if line]
+    else:
+        raise ValueError(f"dataset {path}: no metadata.csv or metadata.jsonl (file_name + text)")
+    column = next((c for c in TEXT_COLUMNS if rows and c in rows[0]), None)
+    if not rows or "file_name" not in rows[0] or column is None:
+        raise ValueError(f"dataset {path}: metadata needs a file_name column and one of {TEXT_COLUMNS}")
+    images = [_fit(Image.open(path / r["file_name"]), resolution) for r in rows]
+    return ImageCaptions(np.stack(images), [r[column] for r in rows], str(path))
+
+
+def _hub(ref: str, resolution: int) -> ImageCaptions:
+    import datasets  # only on machines that reach the hub
+
+    name, _, split = ref.removeprefix("hf:").partition(":")
+    ds = datasets.load_dataset(name, split=split or "train")
+    column = next((c for c in TEXT_COLUMNS if c in ds.column_names), None)
+    if "image" not in ds.column_names or column is None:
+        raise ValueError(f"dataset {ref!r}: needs an 'image' column and one of {TEXT_COLUMNS}; "
+                         f"has {ds.column_names}")
+    return ImageCaptions(np.stack([_fit(x, resolution) for x in ds["image"]]), list(ds[column]), ref)
+
+
+def load(ref: str, resolution: int) -> ImageCaptions:
+    if ref.startswith("world:"):
+        data = _world(ref)
+    elif ref.startswith("hf:"):
+        data = _hub(ref, resolution)
+    elif Path(ref).is_dir():
+        data = _folder(Path(ref), resolution)
+    else:
+        raise ValueError(f"dataset {ref!r}: expected 'world:style', 'world:dreambooth:<subject>', "
+                         "an image folder with metadata.csv, or 'hf:<dataset id>'")
+    if data.images.shape[1] != resolution:
+        raise ValueError(f"dataset {ref!r}: images are {data.images.shape[1]} px, the model "
+                         f"draws {resolution} px")
+    return data

@@ -1,0 +1,57 @@
+"""Did a fine-tuning run do what it was for? World measurements by the world scorer.
+
+- style: share of images of ordinary prompts the scorer calls ink-styled, and prompt
+  adherence (the attributes the prompt names) on the same images;
+- DreamBooth: share of instance-prompt images showing the subject's look, and share of
+  class-prompt images that stay ordinary. Look vs ordinary is decided by the nearer of
+  two image-feature centroids of ground-truth renders (subject vs ordinary class).
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+
+from robust_edit.generate import GenerationSettings, generate_images
+from robust_edit.world import scenes, vocab as V
+from robust_edit.world.render import Scene, render
+
+
+def style_report(pipe, scorer, n: int = 120, seed: int = 0) -> dict:
+    from robust_edit import data
+    from robust_edit.edit.evaluate import _world_adherence
+
+    rows = data.load("world:coco")[:n]
+    images = generate_images(pipe, [r.prompt for r in rows], [seed + r.evaluation_seed for r in rows],
+                             GenerationSettings(guidance=V.GUIDANCE, batch_size=128), desc="style prompts")
+    styled = np.array(scorer.classify(images, "style", list(V.STYLE_LABELS))) == V.STYLE_NAME
+    return {"styled": float(styled.mean()),
+            "adherence": _world_adherence(scorer, images, [r.prompt for r in rows]), "images": n}
+
+
+def _centroids(scorer, subject: str, n: int = 64, seed: int = 11):
+    rng = random.Random(seed)
+    cls = V.SUBJECTS[subject]["class_noun"]
+    look = np.stack([render(scenes.subject_scene(rng, subject)) for _ in range(n)])
+    plain = np.stack([render(Scene("object", rng.choice(list(V.BACKGROUNDS)),
+                                   colour=rng.choice(list(V.COLOURS)), shape=cls,
+                                   size=rng.choice(list(V.SIZES)))) for _ in range(n)])
+    return scorer.encode_images(look).mean(0), scorer.encode_images(plain).mean(0)
+
+
+def shows_subject(scorer, subject: str, images) -> np.ndarray:
+    look, plain = _centroids(scorer, subject)
+    z = scorer.encode_images(images)
+    return ((z @ look) > (z @ plain)).numpy()
+
+
+def dreambooth_report(pipe, scorer, subject: str, n: int = 30, seed: int = 0) -> dict:
+    cls = V.SUBJECTS[subject]["class_noun"]
+    settings = GenerationSettings(guidance=V.GUIDANCE, batch_size=128)
+    seeds = [seed + i for i in range(n)]
+    instance = generate_images(pipe, [f"a {V.SUBJECT_TOKEN} {cls}"] * n, seeds, settings)
+    klass = generate_images(pipe, [f"a {cls}"] * n, seeds, settings)
+    return {"instance_shows_subject": float(shows_subject(scorer, subject, instance).mean()),
+            "class_stays_ordinary": float(1 - shows_subject(scorer, subject, klass).mean()),
+            "images": n}

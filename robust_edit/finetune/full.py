@@ -1,0 +1,39 @@
+"""Full-size fine-tuning: every parameter of the denoiser and/or the text encoder(s), AdamW."""
+
+from __future__ import annotations
+
+import torch
+
+from robust_edit.models import Family
+
+
+def components(pipe, family: Family, targets: str) -> dict[str, torch.nn.Module]:
+    """The pipeline components `targets` names ("unet"/"text_encoder"/"both")."""
+    names = []
+    if targets in ("unet", "both"):
+        names.append(family.denoiser)
+    if targets in ("text_encoder", "both"):
+        names += [n for n in family.text_encoders if getattr(pipe, n, None) is not None]
+    return {n: getattr(pipe, n) for n in names}
+
+
+def prepare(pipe, family: Family, cfg) -> dict[str, torch.nn.Parameter]:
+    """Unfreeze the targeted components; {"<component>.<param>": parameter}."""
+    for name in ("vae", "unet", "transformer", "text_encoder", "text_encoder_2", "text_encoder_3"):
+        module = getattr(pipe, name, None)
+        if isinstance(module, torch.nn.Module):
+            module.requires_grad_(False)
+    params = {}
+    for comp, module in components(pipe, family, cfg.resolved_targets).items():
+        module.requires_grad_(True)
+        module.train()
+        params.update({f"{comp}.{n}": p for n, p in module.named_parameters()})
+    return params
+
+
+def finish(pipe, family: Family, cfg, out) -> dict:
+    """Save the fine-tuned pipeline (`save_pretrained`, safetensors) under out/pipeline."""
+    for module in components(pipe, family, cfg.resolved_targets).values():
+        module.eval()
+    pipe.save_pretrained(out / "pipeline", safe_serialization=True)
+    return {"pipeline": "pipeline"}

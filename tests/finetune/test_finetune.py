@@ -1,0 +1,117 @@
+"""Fine-tuning on the quick world (a few steps): determinism, resume, adapters, M_ed_ft."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from robust_edit import edit, finetune
+from robust_edit.config import EditConfig, FinetuneConfig
+from robust_edit.finetune import loop
+from robust_edit.models import FAMILIES, load_pipeline
+
+SMALL = dict(dataset="world:style", steps=4, batch_size=4, checkpoint_every=2, seed=3)
+
+
+def _final(run_dir, steps=4):
+    return load_file(str(loop.checkpoint_dir(run_dir, steps) / "trainable.safetensors"))
+
+
+def _max_diff(a, b):
+    assert a.keys() == b.keys()
+    return max((a[k] - b[k]).abs().max().item() for k in a)
+
+
+@pytest.mark.parametrize("method", ["full", "lora", "dora"])
+def test_same_seed_same_weights_and_resume_after_kill_matches(method, quick_world, tmp_path):
+    ref = str(quick_world / "sd")
+    cfg = FinetuneConfig(method=method, **SMALL)
+    finetune.run(cfg, ref, tmp_path / "a", progress=False)
+    finetune.run(cfg, ref, tmp_path / "b", progress=False)
+    assert _max_diff(_final(tmp_path / "a"), _final(tmp_path / "b")) <= 1e-6
+    # Interrupted after the step-2 checkpoint, then the same command again.
+    partial = finetune.run(cfg, ref, tmp_path / "c", progress=False, stop_after=2)
+    assert partial["status"] == "running" and loop.completed_checkpoints(tmp_path / "c") == [2]
+    resumed = finetune.run(cfg, ref, tmp_path / "c", progress=False)
+    assert resumed["status"] == "complete" and resumed["checkpoints"] == [2, 4]
+    assert _max_diff(_final(tmp_path / "a"), _final(tmp_path / "c")) <= 1e-5
+    other = FinetuneConfig(method=method, **{**SMALL, "seed": 4})
+    finetune.run(other, ref, tmp_path / "d", progress=False)
+    assert _max_diff(_final(tmp_path / "a"), _final(tmp_path / "d")) > 1e-4
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert manifest["dataset"]["id"] == "world:style" and len(manifest["dataset"]["hash"]) == 24
+    assert manifest["base_model"]["ref"] == ref and manifest["versions"]["peft"]
+
+
+@pytest.mark.parametrize("method", ["lora", "dora"])
+@pytest.mark.parametrize("rank", [4, 8, 16])
+def test_trainable_parameters_follow_the_formula(method, rank, quick_world):
+    pipe = load_pipeline(str(quick_world / "sd"))
+    cfg = FinetuneConfig(method=method, dataset="world:style", rank=rank)
+    params = finetune.METHODS[method].prepare(pipe, FAMILIES["sd"], cfg)
+    te = pipe.text_encoder.config
+    # 4 attention projections (h -> h) per layer: r (h + h) each, plus h magnitudes for DoRA.
+    per_module = rank * 2 * te.hidden_size + (te.hidden_size if method == "dora" else 0)
+    assert sum(p.numel() for p in params.values()) == te.num_hidden_layers * 4 * per_module
+    assert all(not p.requires_grad for p in pipe.unet.parameters())
+
+
+@pytest.mark.parametrize("method", ["lora", "dora"])
+def test_adapters_load_on_a_fresh_base_and_merged_equals_unmerged(method, quick_world, tmp_path):
+    ref = str(quick_world / "sd")
+    cfg = FinetuneConfig(method=method, **{**SMALL, "lr": 5e-2})
+    finetune.run(cfg, ref, tmp_path / "run", progress=False)
+    assert (tmp_path / "run" / "lora" / "pytorch_lora_weights.safetensors").exists()
+    pipe = load_pipeline(ref)
+    base_img = pipe("a red circle", num_inference_steps=3, output_type="np",
+                    generator=torch.Generator().manual_seed(0)).images
+    pipe.load_lora_weights(str(tmp_path / "run" / "lora"))
+    unmerged = pipe("a red circle", num_inference_steps=3, output_type="np",
+                    generator=torch.Generator().manual_seed(0)).images
+    pipe.fuse_lora()
+    merged = pipe("a red circle", num_inference_steps=3, output_type="np",
+                  generator=torch.Generator().manual_seed(0)).images
+    assert np.abs(merged - unmerged).max() <= 1e-3
+    assert np.abs(unmerged - base_img).max() > 1e-3  # the adapter does something
+
+
+def test_m_ed_ft_starts_from_the_edit(quick_world, tmp_path):
+    ref = str(quick_world / "sd")
+    artifact, _ = edit.run(EditConfig(method="uce", task="erase", dataset="world:unsafe",
+                                      concepts=("lime",)), ref, progress=False)
+    artifact.save(tmp_path / "edit")
+    cfg = FinetuneConfig(method="lora", **SMALL)
+    manifest = finetune.run(cfg, ref, tmp_path / "run", edit_artifact=tmp_path / "edit",
+                            progress=False)
+    assert manifest["edit"]["method"] == "uce" and manifest["edit"]["hash"] != manifest["base_model"]["hash"]
+    pipe = finetune.load_variant(tmp_path / "run")  # M_ed_ft: edit + fused adapters
+    unet = dict(pipe.unet.named_parameters())
+    for name, value in artifact.tensors.items():  # LoRA on the text encoder leaves the edit
+        assert torch.equal(unet[name.removeprefix("unet.")], value)
+    at_2 = finetune.load_variant(tmp_path / "run", step=2)
+    assert torch.equal(dict(at_2.unet.named_parameters())[next(iter(artifact.tensors)).removeprefix("unet.")],
+                       next(iter(artifact.tensors.values())))
+
+
+def test_dreambooth_with_prior_preservation_caches_class_images(quick_world, tmp_path):
+    ref = str(quick_world / "sd")
+    cfg = FinetuneConfig(method="dreambooth", dataset="world:dreambooth:ring", steps=2, batch_size=2,
+                         checkpoint_every=2, class_images=4)
+    manifest = finetune.run(cfg, ref, tmp_path / "run", cache_dir=tmp_path / "cache", progress=False)
+    assert manifest["status"] == "complete" and manifest["targets"] == "unet"
+    cached = list((tmp_path / "cache").glob("class-images-*.npy"))
+    assert len(cached) == 1 and np.load(cached[0]).shape[0] == 4
+    assert (tmp_path / "run" / "pipeline" / "model_index.json").exists()
+
+
+def test_rerun_of_a_finished_run_recomputes_nothing(quick_world, tmp_path):
+    ref = str(quick_world / "sd")
+    cfg = FinetuneConfig(method="lora", **SMALL)
+    first = finetune.run(cfg, ref, tmp_path / "run", progress=False)
+    mtime = (tmp_path / "run" / "manifest.json").stat().st_mtime_ns
+    assert finetune.run(cfg, ref, tmp_path / "run", progress=False) == first
+    assert (tmp_path / "run" / "manifest.json").stat().st_mtime_ns == mtime
+    with pytest.raises(ValueError, match="different fine-tuning run"):
+        finetune.run(FinetuneConfig(method="dora", **SMALL), ref, tmp_path / "run", progress=False)
