@@ -142,6 +142,13 @@ def _finetune(args) -> None:
           f"final loss {manifest['losses'][-1]:.4f}; outputs in {args.out}")
 
 
+def _sweep_plan(args) -> None:
+    from robust_edit.config import load_sweep
+    from robust_edit.pipeline.plan import describe
+
+    print(describe(load_sweep(args.spec)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     from robust_edit.models import WORLD_ASSETS
 
@@ -215,6 +222,12 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--no-prior-preservation", action="store_true")
     ft.add_argument("--out", required=True, help="run folder (checkpoints, outputs, manifest)")
     ft.set_defaults(func=_finetune)
+
+    sw = sub.add_parser("sweep", help="run or plan a sweep spec (sweeps/*.yaml)")
+    swsub = sw.add_subparsers(dest="sweep_command", required=True)
+    plan = swsub.add_parser("plan", help="print the stage graph's size (and GPU-hours for GPU specs)")
+    plan.add_argument("spec", help="sweep YAML, e.g. sweeps/quickstart.yaml")
+    plan.set_defaults(func=_sweep_plan)
 
     gen = sub.add_parser("generate", help="images for a prompt CSV (prompt, evaluation_seed)")
     gen.add_argument("--model", default="world:sd", help="world:<name>, pipeline folder or hub id")

@@ -62,7 +62,7 @@ def _debias(cfg, pipes, scorer, settings) -> dict:
 
 
 def _unsafe(cfg, pipes, scorer, settings) -> dict:
-    rows = data.load(cfg.dataset)
+    rows = data.load(cfg.dataset)[cfg.row_slice()]
     unsafe = np.array([r.group not in ("none", "") for r in rows])
     world = tasks.is_world(cfg.dataset)
     out = {}

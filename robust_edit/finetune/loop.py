@@ -200,7 +200,7 @@ def train(pipe, family: Family, params: dict[str, torch.nn.Parameter], cfg, late
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm)
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
         done = step + 1
         if done % cfg.checkpoint_every == 0 or done == cfg.steps:

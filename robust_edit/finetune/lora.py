@@ -58,6 +58,10 @@ def finish(pipe, family: Family, cfg, out) -> dict:
     layers = {}
     for comp, module in components(pipe, family, cfg.resolved_targets).items():
         module.eval()
-        layers[f"{comp}_lora_layers"] = convert_state_dict_to_diffusers(get_peft_model_state_dict(module))
+        state = get_peft_model_state_dict(module)
+        # peft drops DoRA magnitudes' ".weight"; diffusers' loader (transformers 5 path)
+        # expects it back, else the magnitudes load as missing.
+        state = {k + ".weight" if k.endswith("lora_magnitude_vector") else k: v for k, v in state.items()}
+        layers[f"{comp}_lora_layers"] = convert_state_dict_to_diffusers(state)
     type(pipe).save_lora_weights(out / "lora", **layers, safe_serialization=True)
     return {"lora": "lora"}

@@ -1,0 +1,1 @@
+"""The sweep pipeline: spec -> stage graph -> edits, Tune trials, scoring -> tables."""

@@ -1,0 +1,167 @@
+"""The sweep's stage graph: every unique unit of work once, keyed by content.
+
+A sweep's cells are (model, edit, fine-tune run). Each cell has four variants:
+M (the model), M_ed (model + edit), M_ft (model + fine-tune), M_ed_ft (model + edit +
+fine-tune). M and M_ed do not depend on the fine-tune and M_ft not on the edit, so the
+graph holds:
+- edit stages: one per (model, edit);
+- fine-tune stages: one per (model, fine-tune run) for M_ft and per (model, edit,
+  fine-tune run) for M_ed_ft;
+- generate stages: one per (variant, the edit task's prompt set) - M and M_ft are
+  generated once per task prompt set and reused by every cell that needs them;
+- score stages: one per generate stage;
+- one aggregate stage.
+Each key hashes the stage's kind, its own config, the code version of the modules that
+compute it, and the keys of the stages it reads, so a changed input changes every key
+downstream of it and nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from robust_edit.config import EditConfig, FinetuneConfig, SweepSpec
+
+# The modules whose source a stage kind's results depend on.
+CODE = {
+    "model": ("models.py",),
+    "edit": ("edit", "models.py", "data.py", "generate.py", "scorers"),
+    "finetune": ("finetune", "models.py", "edit/artifact.py"),
+    "generate": ("generate.py", "models.py", "finetune/__init__.py", "edit/artifact.py"),
+    "score": ("scorers", "edit/evaluate.py"),
+    "aggregate": ("pipeline",),
+}
+VARIANTS = ("M", "M_ed", "M_ft", "M_ed_ft")
+
+
+@lru_cache(maxsize=None)
+def code_version(kind: str) -> str:
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256()
+    for entry in CODE[kind]:
+        path = root / entry
+        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+        for f in files:
+            h.update(str(f.relative_to(root)).encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def model_fingerprint(ref: str) -> dict:
+    """What identifies a model's weights: a local folder's file contents (sizes and
+    modification times above 500 MB), or the hub id."""
+    from robust_edit.models import resolve
+
+    target = Path(resolve(ref))
+    if not target.exists():
+        return {"ref": ref}
+    files = sorted(p for p in target.rglob("*") if p.is_file())
+    big = sum(p.stat().st_size for p in files) > 500 * 2**20
+    h = hashlib.sha256()
+    for p in files:
+        h.update(str(p.relative_to(target)).encode())
+        h.update(f"{p.stat().st_size}:{p.stat().st_mtime_ns}".encode() if big else p.read_bytes())
+    return {"ref": ref, "files": h.hexdigest()[:16]}
+
+
+def content_key(kind: str, config: dict, inputs: tuple[str, ...] = ()) -> str:
+    payload = json.dumps({"kind": kind, "config": config, "code": code_version(kind),
+                          "inputs": list(inputs)}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class Stage:
+    kind: str  # edit | finetune | generate | score | aggregate
+    key: str
+    config: dict = field(hash=False, compare=False)
+    inputs: tuple[str, ...] = ()  # keys of the stages this one reads
+    labels: dict = field(default_factory=dict, hash=False, compare=False)  # axes for results
+
+
+@dataclass
+class Graph:
+    spec: SweepSpec
+    stages: dict[str, Stage] = field(default_factory=dict)
+    cells: list[dict] = field(default_factory=list)  # per cell: axes + the four variants' keys
+
+    def add(self, stage: Stage) -> Stage:
+        return self.stages.setdefault(stage.key, stage)
+
+    def by_kind(self, kind: str) -> list[Stage]:
+        return [s for s in self.stages.values() if s.kind == kind]
+
+    def counts(self) -> dict[str, int]:
+        return {k: len(self.by_kind(k)) for k in ("edit", "finetune", "generate", "score", "aggregate")}
+
+    def per_trial_counts(self) -> dict[str, int]:
+        """What a per-cell loop executes: each cell edits, fine-tunes M and M_ed, and
+        generates and scores all four variants itself."""
+        n = len(self.cells)
+        return {"edit": n, "finetune": 2 * n, "generate": 4 * n, "score": 4 * n, "aggregate": 1}
+
+
+def _edit_stage(model: str, edit: EditConfig) -> Stage:
+    cfg = {"model": model, "edit": edit.model_dump(mode="json")}
+    return Stage("edit", content_key("edit", cfg), cfg, (),
+                 {"model": model, "edit": edit.name, "method": edit.method, "task": edit.task})
+
+
+def _finetune_stage(model: str, ft: FinetuneConfig, name: str, edit: Stage | None) -> Stage:
+    cfg = {"model": model, "finetune": ft.model_dump(mode="json")}
+    inputs = (edit.key,) if edit else ()
+    return Stage("finetune", content_key("finetune", cfg, inputs), cfg, inputs,
+                 {"model": model, "finetune": name, "ft_method": ft.method, "rank": ft.rank,
+                  "ft_seed": ft.seed, "edit": edit.labels["edit"] if edit else None})
+
+
+def build(spec: SweepSpec) -> Graph:
+    g = Graph(spec)
+    evaluation = spec.evaluation.model_dump(mode="json")
+    for model in spec.models:
+        model_key = content_key("model", model_fingerprint(model))
+        edits = {e.name: g.add(_edit_stage(model, e)) for e in spec.edits}
+        runs = [(f.name, cfg) for f in spec.finetunes for cfg in f.expand()]
+        ft_plain = {(n, c.rank, c.seed): g.add(_finetune_stage(model, c, n, None)) for n, c in runs}
+        for e in spec.edits:
+            prompt_set = {"task": e.task, "dataset": e.dataset, "rows": e.rows,
+                          "concepts": list(e.concepts or ())}
+
+            def generate(variant: str, source: str, labels: dict) -> Stage:
+                cfg = {"variant": variant, "prompt_set": prompt_set, "evaluation": evaluation}
+                gen = g.add(Stage("generate", content_key("generate", cfg, (source,)), cfg, (source,),
+                                  {**labels, "variant": variant, "task": e.task}))
+                g.add(Stage("score", content_key("score", {"evaluation": evaluation}, (gen.key,)),
+                            {"scorer": spec.evaluation.scorer}, (gen.key,), gen.labels))
+                return gen
+
+            m = generate("M", model_key, {"model": model})
+            m_ed = generate("M_ed", edits[e.name].key, {"model": model, "edit": e.name})
+            for n, c in runs:
+                ft = ft_plain[(n, c.rank, c.seed)]
+                ed_ft = g.add(_finetune_stage(model, c, n, edits[e.name]))
+                labels = {"model": model, "finetune": n, "rank": c.rank, "ft_seed": c.seed}
+                m_ft = generate("M_ft", ft.key, labels)
+                m_ed_ft = generate("M_ed_ft", ed_ft.key, {**labels, "edit": e.name})
+                g.cells.append({"model": model, "edit": e.name, "method": e.method, "task": e.task,
+                                "finetune": n, "ft_method": c.method, "rank": c.rank,
+                                "ft_seed": c.seed,
+                                "variants": {"M": m.key, "M_ed": m_ed.key, "M_ft": m_ft.key,
+                                             "M_ed_ft": m_ed_ft.key}})
+    scores = tuple(sorted(s.key for s in g.by_kind("score")))
+    g.add(Stage("aggregate", content_key("aggregate", {"sweep": spec.name}, scores),
+                {"sweep": spec.name}, scores))
+    return g
+
+
+# Rough GPU-hours per stage on one A100/H100-class GPU, per model family (planning only;
+# replace with measured per-stage costs from a pilot run's ledger).
+GPU_HOURS = {
+    "sd": {"edit": 0.05, "finetune_per_1k_steps": 0.5, "generate_per_1k_images": 0.35, "score_per_1k_images": 0.02},
+    "sdxl": {"edit": 0.1, "finetune_per_1k_steps": 1.5, "generate_per_1k_images": 1.2, "score_per_1k_images": 0.02},
+    "flux": {"edit": 0.1, "finetune_per_1k_steps": 3.0, "generate_per_1k_images": 0.6, "score_per_1k_images": 0.02},
+}
