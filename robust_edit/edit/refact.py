@@ -187,7 +187,7 @@ def _target_value(text_encoder, tokenizer, fc2, subject: str, old: str, new: str
         logits = torch.stack([-(e - e_new.to(e.device)).norm(dim=-1),
                               -(e - e_old.to(e.device)).norm(dim=-1)], dim=-1)
         logp = logits.log_softmax(-1)[:, 0]
-        p_new = float(logp.exp().mean())
+        p_new = logp.detach().exp().mean().item()
         p_start = p_new if p_start is None else p_start
         bar.set_postfix(p_new=f"{p_new:.3f}", refresh=False)
         if p_new > cfg.stop_probability:
