@@ -28,15 +28,25 @@ DEBIAS_TEMPLATES = ("image of {}", "photo of {}", "portrait of {}", "picture of 
 
 def closed_form(W: torch.Tensor, edit_keys: torch.Tensor, targets: torch.Tensor,
                 preserve_keys: torch.Tensor, *, lam: float, s_e: float = 1.0,
-                s_p: float = 1.0) -> torch.Tensor:
+                s_p: float = 1.0, factor: torch.Tensor | None = None) -> torch.Tensor:
     """`W_new = A B^-1` with keys as rows: edit_keys (n, d_in), targets (n, d_out),
-    preserve_keys (m, d_in). Computed in float64; returned in W's dtype."""
+    preserve_keys (m, d_in). Computed in float64; returned in W's dtype. `factor` is
+    B's Cholesky factor (`gram_factor`), shared by every layer that reads the same keys."""
     W64 = W.detach().double()
     ce, v, cp = edit_keys.double(), targets.double(), preserve_keys.double()
     A = lam * W64 + s_e * v.T @ ce + s_p * (cp @ W64.T).T @ cp
-    B = lam * torch.eye(W64.shape[1], dtype=torch.float64) + s_e * ce.T @ ce + s_p * cp.T @ cp
-    # B is symmetric: W_new B = A  <=>  B W_new^T = A^T.
-    return torch.linalg.solve(B, A.T).T.to(W.dtype)
+    if factor is None:
+        factor = gram_factor(ce, cp, lam=lam, s_e=s_e, s_p=s_p)
+    # B is symmetric positive definite (lam > 0): W_new B = A  <=>  B W_new^T = A^T.
+    return torch.cholesky_solve(A.T, factor).T.to(W.dtype)
+
+
+def gram_factor(edit_keys: torch.Tensor, preserve_keys: torch.Tensor, *, lam: float,
+                s_e: float = 1.0, s_p: float = 1.0) -> torch.Tensor:
+    """Cholesky factor of B = lam I + s_e sum c c^T + s_p sum c_p c_p^T."""
+    ce, cp = edit_keys.double(), preserve_keys.double()
+    B = lam * torch.eye(ce.shape[1], dtype=torch.float64) + s_e * ce.T @ ce + s_p * cp.T @ cp
+    return torch.linalg.cholesky(B)
 
 
 @dataclass(frozen=True)
@@ -66,7 +76,7 @@ def _solve_layers(denoiser, layers: list[Layer], edit_rows: EditRows, preserve: 
                   key_policy: str, lam: float, s_e: float, s_p: float) -> dict[str, torch.Tensor]:
     """Solve and write every layer; return {layer name: new weight}."""
     modules = dict(denoiser.named_modules())
-    out = {}
+    out, factors = {}, {}  # keys depend on what a layer reads, not on the layer
     for layer in layers:
         linear = modules[layer.name]
         W = linear.weight.detach().cpu().double()
@@ -74,7 +84,10 @@ def _solve_layers(denoiser, layers: list[Layer], edit_rows: EditRows, preserve: 
         kp = (torch.cat([text_keys.keys(preserve, r, layer.reads, key_policy)
                          for r in range(preserve.size)]) if preserve is not None
               else torch.zeros(0, W.shape[1]))
-        W_new = closed_form(W, ke, ve, kp, lam=lam, s_e=s_e, s_p=s_p)
+        cached = factors.get(layer.reads)
+        if cached is None or not (torch.equal(cached[0], ke) and torch.equal(cached[1], kp)):
+            cached = factors[layer.reads] = (ke, kp, gram_factor(ke, kp, lam=lam, s_e=s_e, s_p=s_p))
+        W_new = closed_form(W, ke, ve, kp, lam=lam, s_e=s_e, s_p=s_p, factor=cached[2])
         with torch.no_grad():
             linear.weight.copy_(W_new.to(linear.weight.dtype))
         out[layer.name] = linear.weight.detach().cpu().clone()
