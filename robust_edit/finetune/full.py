@@ -17,12 +17,16 @@ def components(pipe, family: Family, targets: str) -> dict[str, torch.nn.Module]
     return {n: getattr(pipe, n) for n in names}
 
 
-def prepare(pipe, family: Family, cfg) -> dict[str, torch.nn.Parameter]:
-    """Unfreeze the targeted components; {"<component>.<param>": parameter}."""
+def freeze_all(pipe) -> None:
     for name in ("vae", "unet", "transformer", "text_encoder", "text_encoder_2", "text_encoder_3"):
         module = getattr(pipe, name, None)
         if isinstance(module, torch.nn.Module):
             module.requires_grad_(False)
+
+
+def prepare(pipe, family: Family, cfg) -> dict[str, torch.nn.Parameter]:
+    """Unfreeze the targeted components; {"<component>.<param>": parameter}."""
+    freeze_all(pipe)
     params = {}
     for comp, module in components(pipe, family, cfg.resolved_targets).items():
         module.requires_grad_(True)

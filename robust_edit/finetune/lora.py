@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from robust_edit.finetune.full import components
+from robust_edit.finetune.full import components, freeze_all
 from robust_edit.models import Family
 
 USE_DORA = False
@@ -24,10 +24,7 @@ def lora_config(family: Family, cfg, component: str, use_dora: bool):
 
 def prepare(pipe, family: Family, cfg, use_dora: bool = USE_DORA) -> dict[str, torch.nn.Parameter]:
     """Freeze everything, add one adapter per targeted component; {name: trainable param}."""
-    for name in ("vae", "unet", "transformer", "text_encoder", "text_encoder_2", "text_encoder_3"):
-        module = getattr(pipe, name, None)
-        if isinstance(module, torch.nn.Module):
-            module.requires_grad_(False)
+    freeze_all(pipe)
     params = {}
     for comp, module in components(pipe, family, cfg.resolved_targets).items():
         module.add_adapter(lora_config(family, cfg, comp, use_dora))
