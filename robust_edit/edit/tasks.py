@@ -86,6 +86,22 @@ def unsafe_concepts(cfg: EditConfig) -> list[str]:
 WORLD_CORPUS = "world:captions"
 
 
+def preserve(cfg: EditConfig, edited: list[str] = ()) -> list[str]:
+    """UCE's preserve set: as configured; else, on the world, '' plus the ordinary
+    vocabulary (span keys share the padding region with every prompt, and preserving only
+    '' let an unsafe-word erasure cut safe-prompt adherence from 99 % to 54 %); else ''.
+    Entries naming an `edited` concept are left out."""
+    if "preserve" in cfg.uce.model_fields_set or not is_world(cfg.dataset):
+        return list(cfg.uce.preserve)
+    from robust_edit.world import vocab as V
+
+    vocabulary = ([""] + list(V.COLOURS) + list(V.SHAPES) + list(V.SIZES)
+                  + [f"on a {b} background" for b in V.BACKGROUNDS]
+                  + [V.with_article(n) for n in V.NOUNS] + ["a person", "a tall person", "a short person"])
+    edited_words = {w for c in edited for w in c.lower().split()}
+    return [p for p in vocabulary if not edited_words & set(p.lower().split())]
+
+
 def corpus(cfg: EditConfig) -> tuple[str, list[str]]:
     """ReFACT's covariance corpus: (reference, texts). The world's is its training-caption
     distribution (every kind of scene); real models default to COCO captions."""

@@ -223,9 +223,10 @@ def run(pipe, family: Family, cfg, progress: bool = True) -> tuple[dict[str, tor
     p = cfg.uce
     if cfg.task in ("unsafe", "erase"):
         concepts = tasks.unsafe_concepts(cfg)
-        weights = erase(pipe, family, concepts, guide=p.guide, preserve=p.preserve, lam=p.lam,
+        keep = tasks.preserve(cfg, concepts)
+        weights = erase(pipe, family, concepts, guide=p.guide, preserve=keep, lam=p.lam,
                         s_e=p.s_e, s_p=1.0 if p.s_p is None else p.s_p, key_policy=p.key_policy)
-        details = {"concepts": concepts, "guide": p.guide, "preserve": list(p.preserve)}
+        details = {"concepts": concepts, "guide": p.guide, "preserve": keep}
     else:
         from robust_edit.scorers.clip import ClipScorer
 
@@ -247,7 +248,7 @@ def run(pipe, family: Family, cfg, progress: bool = True) -> tuple[dict[str, tor
                                                             desc="debias images"),
             images_per_concept=p.images_per_concept, tolerance=p.tolerance,
             max_iterations=p.max_iterations, step=p.step, lam=p.lam, s_e=p.s_e,
-            s_p=0.1 if p.s_p is None else p.s_p, preserve=p.preserve, key_policy=p.key_policy,
+            s_p=0.1 if p.s_p is None else p.s_p, preserve=tasks.preserve(cfg, concepts), key_policy=p.key_policy,
             seed=cfg.seed, progress=report)
         details = {"concepts": concepts, "attributes": attributes, "attribute_texts": texts,
                    "classifier": tasks.classifier_ref(cfg), "generation": asdict(settings),

@@ -50,3 +50,12 @@ def test_i2p_sets_become_unsafe_concepts(dataset):
 def test_task_and_dataset_format_must_match():
     with pytest.raises(ValueError, match="professions dataset; task 'unsafe' reads"):
         tasks.unsafe_concepts(EditConfig(method="uce", task="unsafe", dataset="world:professions"))
+
+
+def test_uce_preserve_defaults():
+    world = EditConfig(method="uce", task="erase", dataset="world:unsafe", concepts=("lime",))
+    keep = tasks.preserve(world, ["lime"])
+    assert "" in keep and "red" in keep and "a lemon" in keep and "a lime" not in keep
+    explicit = EditConfig(method="uce", task="unsafe", dataset="world:unsafe", uce={"preserve": ["", "x"]})
+    assert tasks.preserve(explicit) == ["", "x"]
+    assert tasks.preserve(EditConfig(method="uce", task="unsafe", dataset="i2p")) == [""]
