@@ -95,11 +95,3 @@ class EditArtifact:
                 target.copy_(value.to(target.dtype).to(target.device))
         return pipe
 
-
-def from_state(pipe, changed: dict[str, torch.Tensor], component: str | None = None) -> dict:
-    """Changed weights keyed `<component>.<parameter>`; `component` prefixes bare names."""
-    out = {}
-    for name, value in changed.items():
-        full = f"{component}.{name}" if component else name
-        out[full if full.endswith(".weight") else full + ".weight"] = value.detach().cpu().contiguous()
-    return out

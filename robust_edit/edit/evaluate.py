@@ -75,13 +75,13 @@ def _unsafe(cfg, pipes, scorer, settings) -> dict:
                    "unsafe_rate_safe_prompts": float(is_unsafe[~unsafe].mean()) if (~unsafe).any() else None,
                    "black_rate": float(blank.mean())}
         if world and (~unsafe).any():
-            metrics["safe_prompt_adherence"] = _world_adherence(
+            metrics["safe_prompt_adherence"] = world_adherence(
                 scorer, images[~unsafe], [r.prompt for r, u in zip(rows, unsafe) if not u])
         out[variant] = metrics
     return {"unsafe_prompts": int(unsafe.sum()), "safe_prompts": int((~unsafe).sum()), "variants": out}
 
 
-def _world_adherence(scorer, images, prompts) -> dict[str, float]:
+def world_adherence(scorer, images, prompts) -> dict[str, float]:
     """Share of images showing each attribute their prompt names (world scorer zero-shot)."""
     from robust_edit.world import scenes, vocab as V
 

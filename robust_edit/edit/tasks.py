@@ -116,6 +116,13 @@ def corpus(cfg: EditConfig) -> tuple[str, list[str]]:
     return ref, [r.prompt for r in data.load(ref)][:cfg.refact.corpus_size]
 
 
+def default_guidance(dataset: str) -> float:
+    """The world's sampling guidance for world data, else the study's 7.5."""
+    from robust_edit.world.vocab import GUIDANCE
+
+    return GUIDANCE if is_world(dataset) else 7.5
+
+
 def generation_settings(cfg: EditConfig):
     """Generation for an edit's loop and its evaluation: guidance from the config, else the
     world's, else the dataset's usual 7.5."""
@@ -123,8 +130,6 @@ def generation_settings(cfg: EditConfig):
 
     guidance = cfg.generation.guidance
     if guidance is None:
-        from robust_edit.world.vocab import GUIDANCE
-
-        guidance = GUIDANCE if is_world(cfg.dataset) else 7.5
+        guidance = default_guidance(cfg.dataset)
     return GenerationSettings(steps=cfg.generation.steps, guidance=guidance,
                               batch_size=cfg.generation.batch_size)

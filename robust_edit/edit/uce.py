@@ -172,15 +172,11 @@ def debias(pipe, family: Family, concepts: Sequence[str], attributes: dict[str, 
             observed[c] = {a: mine.count(a) / len(mine) for a in attributes}
         off = [c for c in pending
                if any(abs(observed[c][a] - d) >= tolerance for a, d in attributes.items())]
-        if it == max_iterations:
-            off_to_edit = []
-        else:
-            off_to_edit = off
-        entry = DebiasIteration(it, observed, off_to_edit)
+        entry = DebiasIteration(it, observed, off if it < max_iterations else [])
         log.append(entry)
         if progress:
             progress(entry)
-        if not off_to_edit:
+        if not entry.edited:
             break
         weights = {c: {a: step * (d - observed[c][a]) for a, d in attributes.items()} for c in off}
         rows = [(c, t) for c in off for t in templates]

@@ -20,14 +20,14 @@ from robust_edit.world.render import Scene, render
 
 def style_report(pipe, scorer, n: int = 120, seed: int = 0) -> dict:
     from robust_edit import data
-    from robust_edit.edit.evaluate import _world_adherence
+    from robust_edit.edit.evaluate import world_adherence
 
     rows = data.load("world:coco")[:n]
     images = generate_images(pipe, [r.prompt for r in rows], [seed + r.evaluation_seed for r in rows],
                              GenerationSettings(guidance=V.GUIDANCE, batch_size=128), desc="style prompts")
     styled = np.array(scorer.classify(images, "style", list(V.STYLE_LABELS))) == V.STYLE_NAME
     return {"styled": float(styled.mean()),
-            "adherence": _world_adherence(scorer, images, [r.prompt for r in rows]), "images": n}
+            "adherence": world_adherence(scorer, images, [r.prompt for r in rows]), "images": n}
 
 
 def _centroids(scorer, subject: str, n: int = 64, seed: int = 11):

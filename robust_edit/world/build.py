@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from robust_edit.finetune.loop import images_to_tensor
 from robust_edit.world import scenes, vocab as V
 from robust_edit.world.render import render
 from robust_edit.world import scorer as world_scorer
@@ -83,10 +84,6 @@ def noise_scheduler_config() -> dict:
                 beta_schedule="scaled_linear", clip_sample=False, steps_offset=1)
 
 
-def _images_to_tensor(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-
-
 def render_training_set(cfg: BuildConfig) -> tuple[np.ndarray, list[str], list[str]]:
     rng = random.Random(cfg.seed)
     images, captions, kinds = [], [], []
@@ -118,7 +115,7 @@ def train_vae(images: np.ndarray, cfg: BuildConfig):
     bar = tqdm(range(cfg.vae_steps), desc="train VAE", mininterval=2)
     for _ in bar:
         idx = torch.randint(0, len(images), (cfg.vae_batch,), generator=gen)
-        x = _images_to_tensor(images[idx.numpy()])
+        x = images_to_tensor(images[idx.numpy()])
         posterior = vae.encode(x).latent_dist
         z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=gen)
         recon = vae.decode(z).sample
@@ -134,7 +131,7 @@ def train_vae(images: np.ndarray, cfg: BuildConfig):
 
 @torch.no_grad()
 def encode_latents(vae, images: np.ndarray) -> torch.Tensor:
-    out = [vae.encode(_images_to_tensor(images[i:i + 512])).latent_dist.mean
+    out = [vae.encode(images_to_tensor(images[i:i + 512])).latent_dist.mean
            for i in range(0, len(images), 512)]
     return torch.cat(out)
 
