@@ -50,8 +50,12 @@ class RefactParams(Strict):
     encoders: tuple[str, ...] = ("text_encoder",)
     corpus: str | None = None  # dataset reference whose prompts form the covariance corpus
     corpus_size: int = Field(100_000, ge=1)
-    lr: float = Field(0.05, gt=0)
     max_steps: int = Field(100, ge=1)
+    # None: the paper's settings (pooled, lr 0.05, ||delta|| <= 4 ||v||) for real models,
+    # the world's own (tokens, 0.2, 20) on world data: see edit.tasks.refact_optimisation.
+    objective: Literal["pooled", "tokens"] | None = None
+    lr: float | None = Field(None, gt=0)
+    max_norm_ratio: float | None = Field(None, gt=0)
 
 
 class GenerationConfig(Strict):

@@ -3,8 +3,12 @@
 For an edit "old -> new" of a subject prompt:
 1. key k0: the fc2 input at the subject's last token, averaged over TEMPLATES;
 2. target v*: W k0 + delta, where delta (added to the fc2 output at the subject token of
-   the bare prompt and the templates) is optimised so the edited encoder's pooled
-   embedding lies nearer a clean copy's embedding of the NEW text than of the OLD one;
+   the bare prompt and the templates) is optimised so the edited encoder's embedding lies
+   nearer a clean copy's embedding of the NEW text than of the OLD one. The embedding is
+   the pooled one (the paper's, for contrastively trained CLIP encoders) or, with
+   objective "tokens", the token states from the subject's last token to the end, which
+   is what the denoiser reads (for encoders trained only through a denoiser, such as the
+   world's, whose pooled output carries no training signal);
 3. insertion: u = C^-1 k0, dW = (v* - W k0) u^T / (u^T k0), so W' k0 = v* exactly while
    keys orthogonal to u (in the covariance's metric) are untouched.
 C = E[k k^T] over a text corpus's tokens, computed once per (model, encoder, layer, corpus)
@@ -19,6 +23,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 from tqdm.auto import tqdm
@@ -41,6 +46,7 @@ class RefactConfig:
     stop_probability: float = 0.99
     norm_weight: float = 0.1
     max_norm_ratio: float = 4.0
+    objective: Literal["pooled", "tokens"] = "pooled"
     templates: tuple[str, ...] = TEMPLATES
 
 
@@ -61,8 +67,19 @@ def _ids(tokenizer, texts: Sequence[str]) -> torch.Tensor:
                      truncation=True, return_tensors="pt").input_ids
 
 
-def _pooled(text_encoder, ids: torch.Tensor) -> torch.Tensor:
+def _embedding(text_encoder, ids: torch.Tensor, objective: str, starts: torch.Tensor,
+               eos_token_id: int) -> torch.Tensor:
+    """(B, D): the pooled embedding, or the token states from starts[b] through the first
+    EOS, flattened and zero beyond EOS (prompts that share a template suffix align
+    token by token)."""
     out = text_encoder(ids.to(text_encoder.device))
+    if objective == "tokens":
+        last = (ids == eos_token_id).int().argmax(dim=1) - starts
+        offsets = torch.arange(int(last.max()) + 1)[None, :]
+        span = (starts[:, None] + offsets).clamp(max=ids.shape[1] - 1)
+        mask = (offsets <= last[:, None])[..., None].to(text_encoder.device)
+        states = out.last_hidden_state[torch.arange(len(ids))[:, None], span.to(ids.device)]
+        return (states * mask).flatten(1).float()
     emb = getattr(out, "text_embeds", None)  # CLIPTextModelWithProjection (SDXL's second)
     return (emb if emb is not None else out.pooler_output).float()
 
@@ -157,12 +174,17 @@ def _target_value(text_encoder, tokenizer, fc2, subject: str, old: str, new: str
                   k0: torch.Tensor, cfg: RefactConfig, progress: bool
                   ) -> tuple[torch.Tensor, int, float, float, float]:
     prompts = ["{}"] + list(cfg.templates)
-    subject_prompts = [t.format(subject) for t in prompts]
-    ids = _ids(tokenizer, subject_prompts)
-    pos = torch.tensor(_subject_positions(tokenizer, prompts, subject))
+    ids = _ids(tokenizer, [t.format(subject) for t in prompts])
+    starts = {text: torch.tensor(_subject_positions(tokenizer, prompts, text))
+              for text in (subject, new, old)}
+
+    def embed(text):
+        return _embedding(text_encoder, _ids(tokenizer, [t.format(text) for t in prompts]),
+                          cfg.objective, starts[text], tokenizer.eos_token_id)
+
+    pos = starts[subject]
     with torch.no_grad():
-        e_new = _pooled(text_encoder, _ids(tokenizer, [t.format(new) for t in prompts]))
-        e_old = _pooled(text_encoder, _ids(tokenizer, [t.format(old) for t in prompts]))
+        e_new, e_old = embed(new), embed(old)
         W, b = fc2.weight.detach().float().cpu(), fc2.bias
         v_init = W @ k0.float() + (b.detach().float().cpu() if b is not None else 0)
     delta = torch.zeros(fc2.out_features, requires_grad=True)
@@ -181,7 +203,7 @@ def _target_value(text_encoder, tokenizer, fc2, subject: str, old: str, new: str
     for step in bar:
         handle = fc2.register_forward_hook(add_delta)
         try:
-            e = _pooled(text_encoder, ids)
+            e = embed(subject)
         finally:
             handle.remove()
         logits = torch.stack([-(e - e_new.to(e.device)).norm(dim=-1),
@@ -200,7 +222,7 @@ def _target_value(text_encoder, tokenizer, fc2, subject: str, old: str, new: str
             if delta.norm() > max_norm:
                 delta.mul_(max_norm / delta.norm())
     v_star = W @ k0.float() + delta.detach()
-    return v_star, step + 1, p_start, p_new, float(delta.norm() / v_init.norm())
+    return v_star, step + 1, p_start, p_new, float(delta.detach().norm() / v_init.norm())
 
 
 def key(text_encoder, tokenizer, fc2, subject: str, templates: Sequence[str]) -> torch.Tensor:
@@ -265,9 +287,11 @@ def run(pipe, family: Family, cfg, cache_dir: Path, progress: bool = True
                                               cache_dir)
         return C
 
-    rcfg = RefactConfig(encoders=tuple(p.encoders), layer=layer, lr=p.lr, max_steps=p.max_steps)
+    rcfg = RefactConfig(encoders=tuple(p.encoders), layer=layer, max_steps=p.max_steps,
+                        **tasks.refact_optimisation(cfg))
     tensors, log = edit(pipe, family, edits, rcfg, covariance_for, progress=progress)
     details = {"edits": [list(e) for e in edits], "layer": layer, "encoders": list(p.encoders),
+               "optimisation_settings": tasks.refact_optimisation(cfg),
                "corpus": {"dataset": corpus_id, "texts": len(texts), "covariance_keys": keys},
                "optimisation": [s.to_dict() for s in log]}
     return tensors, details

@@ -37,13 +37,15 @@ def test_uce_erase_maps_concept_to_guide_in_every_layer(family_name):
     assert img.shape[-1] == 3 and torch.isfinite(torch.as_tensor(img)).all()
 
 
-def test_refact_edits_both_sdxl_text_encoders_rank_one():
+@pytest.mark.parametrize("objective", ["pooled", "tokens"])
+def test_refact_edits_both_sdxl_text_encoders_rank_one(objective):
     pipe, family = tiny_sdxl(), FAMILIES["sdxl"]
     words = "a the photo of cat dog red blue king queen on white background small big tree".split()
     g = torch.Generator().manual_seed(0)
     corpus = [" ".join(words[i] for i in torch.randint(0, len(words), (6,), generator=g))
               for _ in range(400)]  # enough distinct tokens for a full-rank covariance
-    cfg = refact.RefactConfig(encoders=("text_encoder", "text_encoder_2"), layer=1, max_steps=60)
+    cfg = refact.RefactConfig(encoders=("text_encoder", "text_encoder_2"), layer=1, max_steps=60,
+                              objective=objective)
     fc2s = {e: refact.mlp(getattr(pipe, e), family, 1)[1] for e in cfg.encoders}
     before = {e: m.weight.detach().clone() for e, m in fc2s.items()}
     covs = {}
@@ -63,3 +65,22 @@ def test_refact_edits_both_sdxl_text_encoders_rank_one():
     # v* optimisation moved the subject's embedding towards the new text in each encoder
     # (W' k0 = v* itself is tested on exact layers in test_refact.py).
     assert all(s.p_new > s.p_new_start + 0.2 for s in log), log
+
+
+def test_refact_token_objective_reads_subject_to_eos_aligned():
+    pipe = tiny_sdxl()
+    te, tok = pipe.text_encoder, pipe.tokenizer
+    prompts = ["{}", "a photo of {}", "{} on a white background"]
+    texts = [p.format("a cat") for p in prompts]
+    ids = refact._ids(tok, texts)
+    starts = torch.tensor(refact._subject_positions(tok, prompts, "a cat"))
+    with torch.no_grad():
+        emb = refact._embedding(te, ids, "tokens", starts, tok.eos_token_id)
+        states = te(ids).last_hidden_state
+    d = states.shape[-1]
+    tails = [len(tok(t).input_ids) - s for t, s in zip(texts, starts.tolist())]  # subject..EOS
+    assert emb.shape == (3, max(tails) * d)
+    for b, n in enumerate(tails):
+        row = emb[b].view(-1, d)
+        assert torch.equal(row[:n], states[b, starts[b]:starts[b] + n])
+        assert not row[n:].any()  # nothing past EOS
