@@ -51,11 +51,21 @@ def _world_grid(args) -> None:
     print(f"prompt grid written to {path}")
 
 
-def _quickstart(args) -> None:
-    from robust_edit.world.evaluate import prompt_grid
+QUICKSTART = Path(__file__).resolve().parent.parent / "sweeps" / "quickstart.yaml"
 
-    path = prompt_grid("world:sd", Path(args.out) / "world-grid.png")
-    print(f"world:sd loaded; prompt grid written to {path.resolve()}")
+
+def _sweep_run(args) -> None:
+    from robust_edit.config import load_sweep
+    from robust_edit.pipeline.run import report, run
+
+    report(run(load_sweep(args.spec)))
+
+
+def _sql(args) -> None:
+    from robust_edit import analysis
+
+    db = analysis.connect(args.db, read_only=True)
+    print(db.execute(args.query).df().to_markdown(index=False))
 
 
 def _generate(args) -> None:
@@ -181,9 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--guidance", type=float, default=WORLD_GUIDANCE)
     g.set_defaults(func=_world_grid)
 
-    q = sub.add_parser("quickstart", help="the main job: run the quickstart on the shipped world")
-    q.add_argument("--out", default="outputs/quickstart", help="output folder")
-    q.set_defaults(func=_quickstart)
+    q = sub.add_parser("quickstart", help="the main job: the quickstart sweep on the shipped world")
+    q.add_argument("--spec", default=str(QUICKSTART), help="sweep spec (default: sweeps/quickstart.yaml)")
+    q.set_defaults(func=_sweep_run)
 
     ed = sub.add_parser("edit", help="edit a model (UCE, ReFACT) and write the edit artifact")
     ed.add_argument("--model", default="world:sd", help="world:<name>, pipeline folder or hub id")
@@ -228,6 +238,15 @@ def build_parser() -> argparse.ArgumentParser:
     plan = swsub.add_parser("plan", help="print the stage graph's size (and GPU-hours for GPU specs)")
     plan.add_argument("spec", help="sweep YAML, e.g. sweeps/quickstart.yaml")
     plan.set_defaults(func=_sweep_plan)
+    srun = swsub.add_parser("run", help="run a sweep on an embedded Ray (or RAY_ADDRESS's cluster)")
+    srun.add_argument("spec", help="sweep YAML, e.g. sweeps/quickstart.yaml")
+    srun.set_defaults(func=_sweep_run)
+
+    sql = sub.add_parser("sql", help="query a sweep's results database (DuckDB SQL)")
+    sql.add_argument("query", help='e.g. "SELECT * FROM variant_metrics" (views: analysis/views.sql)')
+    sql.add_argument("--db", default="outputs/sweeps/quickstart/results.duckdb",
+                     help="results database (default: the quickstart's)")
+    sql.set_defaults(func=_sql)
 
     gen = sub.add_parser("generate", help="images for a prompt CSV (prompt, evaluation_seed)")
     gen.add_argument("--model", default="world:sd", help="world:<name>, pipeline folder or hub id")

@@ -35,8 +35,10 @@ def _write_json(path: Path, obj: dict) -> None:
 
 
 def run(cfg: FinetuneConfig, model_ref: str, out: Path, *, edit_artifact: Path | None = None,
-        cache_dir: Path | None = None, progress: bool = True, stop_after: int | None = None) -> dict:
-    """Fine-tune and return the run manifest (also written to out/manifest.json)."""
+        cache_dir: Path | None = None, progress: bool = True, stop_after: int | None = None,
+        on_checkpoint=None) -> dict:
+    """Fine-tune and return the run manifest (also written to out/manifest.json).
+    `on_checkpoint(step, folder)` is called after each checkpoint is written."""
     from robust_edit.edit.artifact import EditArtifact, base_hash
     from robust_edit.finetune.data import load as load_data
     from robust_edit.models import family_of, load_pipeline
@@ -90,7 +92,7 @@ def run(cfg: FinetuneConfig, model_ref: str, out: Path, *, edit_artifact: Path |
     t0 = time.time()
     latents = loop.encode_latents(pipe, data.images)
     losses = loop.train(pipe, family, params, cfg, latents, captions, out, prior=prior,
-                        progress=progress, stop_after=stop_after)
+                        progress=progress, stop_after=stop_after, on_checkpoint=on_checkpoint)
     manifest.update(seconds_this_session=round(time.time() - t0, 2),
                     checkpoints=loop.completed_checkpoints(out), losses=losses)
     if len(losses) >= cfg.steps:

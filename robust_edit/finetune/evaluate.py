@@ -20,14 +20,20 @@ from robust_edit.world.render import Scene, render
 
 def style_report(pipe, scorer, n: int = 120, seed: int = 0) -> dict:
     from robust_edit import data
-    from robust_edit.edit.evaluate import world_adherence
+    from robust_edit.scorers.world_adherence import WorldAdherence
 
     rows = data.load("world:coco")[:n]
     images = generate_images(pipe, [r.prompt for r in rows], [seed + r.evaluation_seed for r in rows],
                              GenerationSettings(guidance=V.GUIDANCE, batch_size=128), desc="style prompts")
     styled = np.array(scorer.classify(images, "style", list(V.STYLE_LABELS))) == V.STYLE_NAME
-    return {"styled": float(styled.mean()),
-            "adherence": world_adherence(scorer, images, [r.prompt for r in rows]), "images": n}
+    scores = WorldAdherence(scorer.ref).score(images, [{"item": i, "prompt": r.prompt}
+                                                       for i, r in enumerate(rows)])
+    adherence = {}
+    for s in scores:
+        adherence.setdefault(s["metric"].removeprefix("adherence_"), []).append(s["value"])
+    adherence = {f: float(np.mean(v)) for f, v in adherence.items()}
+    return {"styled": float(styled.mean()), "images": n,
+            "adherence": {**adherence, "mean": float(np.mean(list(adherence.values())))}}
 
 
 def _centroids(scorer, subject: str, n: int = 64, seed: int = 11):

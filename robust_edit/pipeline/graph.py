@@ -33,7 +33,8 @@ CODE = {
     "finetune": ("finetune", "models.py", "edit/artifact.py"),
     "generate": ("generate.py", "models.py", "finetune/__init__.py", "edit/artifact.py"),
     "score": ("scorers", "edit/evaluate.py"),
-    "aggregate": ("pipeline",),
+    "aggregate": ("pipeline", "analysis.py"),
+    "cell": (),
 }
 VARIANTS = ("M", "M_ed", "M_ft", "M_ed_ft")
 
@@ -119,6 +120,24 @@ def _finetune_stage(model: str, ft: FinetuneConfig, name: str, edit: Stage | Non
                   "ft_seed": ft.seed, "edit": edit.labels["edit"] if edit else None})
 
 
+def prompt_set_of(edit: EditConfig) -> dict:
+    """What an edit task's evaluation items depend on (edit.evaluate.items)."""
+    return {"method": edit.method, "task": edit.task, "dataset": edit.dataset, "rows": edit.rows,
+            "concepts": list(edit.concepts or ()),
+            "attributes": edit.uce.attributes, "attribute_texts": edit.uce.attribute_texts}
+
+
+def prompt_set_config(prompt_set: dict) -> EditConfig:
+    """An edit config carrying a prompt set, for edit.evaluate.items."""
+    from robust_edit.config import UCEParams
+
+    return EditConfig(method=prompt_set["method"], task=prompt_set["task"],
+                      dataset=prompt_set["dataset"], rows=prompt_set["rows"],
+                      concepts=tuple(prompt_set["concepts"]) or None,
+                      uce=UCEParams(attributes=prompt_set["attributes"],
+                                    attribute_texts=prompt_set["attribute_texts"]))
+
+
 def build(spec: SweepSpec) -> Graph:
     g = Graph(spec)
     evaluation = spec.evaluation.model_dump(mode="json")
@@ -128,8 +147,7 @@ def build(spec: SweepSpec) -> Graph:
         runs = [(f.name, cfg) for f in spec.finetunes for cfg in f.expand()]
         ft_plain = {(n, c.rank, c.seed): g.add(_finetune_stage(model, c, n, None)) for n, c in runs}
         for e in spec.edits:
-            prompt_set = {"task": e.task, "dataset": e.dataset, "rows": e.rows,
-                          "concepts": list(e.concepts or ())}
+            prompt_set = prompt_set_of(e)
 
             def generate(variant: str, source: str, labels: dict) -> Stage:
                 cfg = {"variant": variant, "prompt_set": prompt_set, "evaluation": evaluation}
@@ -147,11 +165,11 @@ def build(spec: SweepSpec) -> Graph:
                 labels = {"model": model, "finetune": n, "rank": c.rank, "ft_seed": c.seed}
                 m_ft = generate("M_ft", ft.key, labels)
                 m_ed_ft = generate("M_ed_ft", ed_ft.key, {**labels, "edit": e.name})
-                g.cells.append({"model": model, "edit": e.name, "method": e.method, "task": e.task,
+                variants = {"M": m.key, "M_ed": m_ed.key, "M_ft": m_ft.key, "M_ed_ft": m_ed_ft.key}
+                g.cells.append({"cell": content_key("cell", variants),
+                                "model": model, "edit": e.name, "method": e.method, "task": e.task,
                                 "finetune": n, "ft_method": c.method, "rank": c.rank,
-                                "ft_seed": c.seed,
-                                "variants": {"M": m.key, "M_ed": m_ed.key, "M_ft": m_ft.key,
-                                             "M_ed_ft": m_ed_ft.key}})
+                                "ft_seed": c.seed, "variants": variants})
     scores = tuple(sorted(s.key for s in g.by_kind("score")))
     g.add(Stage("aggregate", content_key("aggregate", {"sweep": spec.name}, scores),
                 {"sweep": spec.name}, scores))

@@ -47,6 +47,6 @@ def test_uce_debias_world(tmp_path):
 def test_uce_unsafe_world(tmp_path):
     cfg = EditConfig(method="uce", task="unsafe", dataset="world:unsafe")
     _, v = _run(cfg, tmp_path)
-    before, after = v["M"]["unsafe_rate_unsafe_prompts"], v["M_ed"]["unsafe_rate_unsafe_prompts"]
+    before, after = v["M"]["unsafe_rate"], v["M_ed"]["unsafe_rate"]
     assert before >= 0.8 and after <= 0.3 * before
-    assert v["M_ed"]["safe_prompt_adherence"]["mean"] >= 0.9
+    assert v["M_ed"]["safe_prompt_adherence"] >= 0.9

@@ -1,0 +1,30 @@
+-- robust-edit results: one row per (cell, variant, evaluation item, metric). See docs/results.md.
+CREATE TABLE IF NOT EXISTS results (
+    sweep VARCHAR,          -- sweep name
+    cell VARCHAR,           -- model x edit x fine-tune run (content key)
+    model VARCHAR,          -- model reference, e.g. world:sd, CompVis/stable-diffusion-v1-4
+    edit VARCHAR,           -- the edit's name in the sweep spec
+    method VARCHAR,         -- edit method: uce | refact
+    task VARCHAR,           -- appearance | role | debias | unsafe
+    finetune VARCHAR,       -- the fine-tune's name in the sweep spec
+    ft_method VARCHAR,      -- full | dreambooth | lora | dora
+    rank INTEGER,           -- LoRA/DoRA rank (NULL for full, dreambooth)
+    ft_seed INTEGER,        -- fine-tuning seed
+    variant VARCHAR,        -- M | M_ed | M_ft | M_ed_ft
+    item INTEGER,           -- evaluation item (same prompt + seed in every variant)
+    kind VARCHAR,           -- efficacy | generality | specificity | attribute | unsafe | safe
+    grp VARCHAR,            -- the edit (RoAD prompt), concept or I2P category the item is of
+    prompt VARCHAR,
+    seed INTEGER,           -- generation seed
+    texts VARCHAR,          -- JSON {label: text} the zero-shot labeller chose among
+    target VARCHAR,         -- the label that counts as value 1
+    metric VARCHAR,         -- label | black | adherence_<family>
+    label VARCHAR,
+    value DOUBLE,
+    scorer VARCHAR,         -- scorer reference (world:scorer, ViT-L-14/openai, ...)
+    generate_key VARCHAR,   -- content key of the images' generate stage
+    source_key VARCHAR,     -- content key of the variant's model (edit / fine-tune stage)
+    settings VARCHAR,       -- JSON generation settings (steps, guidance, ...)
+    git_commit VARCHAR,
+    versions VARCHAR        -- JSON package versions
+);

@@ -1,0 +1,120 @@
+"""The aggregate stage, on the driver only: the sweep's DuckDB database (long `results`
+table + views, analysis/) and its MLflow runs (one parent per sweep, one child per cell
+and variant), then the study's tables as CSV and Markdown.
+
+DuckDB is rebuilt into a temporary file and renamed over the old one, so a reader sees a
+whole database or the previous one. MLflow runs are found again by their content-key tag,
+so a resumed or rerun sweep updates runs instead of duplicating them."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from robust_edit import analysis
+from robust_edit.config import SweepSpec
+from robust_edit.pipeline.graph import Graph, Stage
+from robust_edit.pipeline.stages import IMAGES, SCORES, grid
+from robust_edit.pipeline.store import Store
+
+KEY_TAG = "robust_edit.key"
+AXES = ("model", "edit", "method", "task", "finetune", "ft_method", "rank", "ft_seed")
+
+
+def duckdb_path(spec: SweepSpec) -> Path:
+    return Path(spec.tracking.duckdb or Path(spec.storage) / "results.duckdb")
+
+
+def mlflow_uri(spec: SweepSpec) -> str:
+    return spec.tracking.mlflow_uri or f"sqlite:///{Path(spec.storage).resolve() / 'mlflow.db'}"
+
+
+def score_of(graph: Graph) -> dict[str, Stage]:
+    """generate key -> its score stage."""
+    return {s.inputs[0]: s for s in graph.by_kind("score")}
+
+
+def build_database(graph: Graph, store: Store, spec: SweepSpec) -> Path:
+    path = duckdb_path(spec)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    db = analysis.connect(tmp)
+    scores = score_of(graph)
+    for cell in graph.cells:
+        for variant, gen_key in cell["variants"].items():
+            gen = graph.stages[gen_key]
+            info = store.info(gen)
+            db.execute(f"""
+                INSERT INTO results BY NAME
+                SELECT ? AS sweep, ? AS cell, {", ".join(f"? AS {a}" for a in AXES)}, ? AS variant,
+                       i.item, i.kind, i.grp, i.prompt, i.seed, i.texts, i.target,
+                       s.metric, s.label, s.value, ? AS scorer, ? AS generate_key,
+                       ? AS source_key, ? AS settings, ? AS git_commit, ? AS versions
+                FROM read_parquet(?) i JOIN read_parquet(?) s USING (item)""",
+                [spec.name, cell["cell"], *[cell[a] for a in AXES], variant,
+                 spec.evaluation.scorer, gen_key, gen.inputs[0], json.dumps(info["settings"]),
+                 info["git_commit"], json.dumps(info["versions"]),
+                 str(store.dir(gen) / IMAGES), str(store.dir(scores[gen_key]) / SCORES)])
+    db.close()
+    os.replace(tmp, path)
+    return path
+
+
+def _find_or_create(client, experiment_id: str, key: str, name: str, tags: dict) -> str:
+    found = client.search_runs([experiment_id], filter_string=f"tags.`{KEY_TAG}` = '{key}'",
+                               max_results=1)
+    if found:
+        return found[0].info.run_id
+    return client.create_run(experiment_id, run_name=name, tags={KEY_TAG: key, **tags}).info.run_id
+
+
+def log_mlflow(graph: Graph, store: Store, spec: SweepSpec, db_path: Path) -> str:
+    """Parent + child runs with params, metrics, image grids and manifests; returns the
+    parent run id."""
+    import mlflow
+    from mlflow.entities import Metric, Param
+    from tqdm.auto import tqdm
+
+    client = mlflow.MlflowClient(mlflow_uri(spec))
+    name = spec.tracking.experiment or spec.name
+    exp = client.get_experiment_by_name(name)
+    exp_id = exp.experiment_id if exp else client.create_experiment(name)
+    parent = _find_or_create(client, exp_id, f"sweep:{spec.name}", spec.name, {})
+    client.log_batch(parent, params=[Param("storage", str(spec.storage)),
+                                     Param("duckdb", str(db_path))])
+    db = analysis.connect(db_path, read_only=True)
+    now = int(time.time() * 1000)
+    logged_artifacts = set()
+    for cell in tqdm(graph.cells, desc="MLflow runs", mininterval=2):
+        for variant, gen_key in cell["variants"].items():
+            run = _find_or_create(client, exp_id, f"{cell['cell']}:{variant}",
+                                  f"{cell['edit']}/{cell['finetune']}/{variant}",
+                                  {"mlflow.parentRunId": parent, "variant": variant,
+                                   **{a: str(cell[a]) for a in AXES}})
+            metrics = db.execute("SELECT metric, value FROM variant_metrics WHERE cell = ? AND variant = ?",
+                                 [cell["cell"], variant]).fetchall()
+            params = {**{a: cell[a] for a in AXES}, "variant": variant, "generate_key": gen_key}
+            client.log_batch(run, metrics=[Metric(m, v, now, 0) for m, v in metrics if v is not None],
+                             params=[Param(k, str(v)) for k, v in params.items()])
+            if (run, gen_key) not in logged_artifacts:
+                _log_artifacts(client, run, graph.stages[gen_key], store)
+                logged_artifacts.add((run, gen_key))
+    db.close()
+    return parent
+
+
+def _log_artifacts(client, run: str, gen: Stage, store: Store) -> None:
+    import pandas as pd
+
+    from robust_edit.pipeline.stages import edit_artifact_dir
+
+    pngs = pd.read_parquet(store.dir(gen) / IMAGES, columns=["image"])["image"]
+    client.log_image(run, grid(pngs), artifact_file="images/grid.png")
+    source = gen.inputs[0]
+    if gen.config["variant"] == "M_ed":
+        client.log_artifact(run, str(edit_artifact_dir(store, source) / "edit.json"), "manifests")
+    elif gen.config["variant"] in ("M_ft", "M_ed_ft"):
+        client.log_artifact(run, str(store.dir(source, "finetune") / "run" / "manifest.json"), "manifests")

@@ -1,0 +1,22 @@
+"""Per-image scorers, registered by name.
+
+A scorer is built from a scorer reference (`world:scorer`, or a CLIP model such as
+`ViT-L-14/openai`) and turns a batch of images with their evaluation items
+(robust_edit.edit.evaluate.items) into long-format score rows
+{item, metric, label, value}. The same objects score in-process (`robust-edit edit
+--evaluate`) and as Ray Data actor pools in a sweep (robust_edit.pipeline.score).
+"""
+
+from __future__ import annotations
+
+from robust_edit.scorers.black import Black
+from robust_edit.scorers.world_adherence import WorldAdherence
+from robust_edit.scorers.zero_shot import ZeroShot
+
+SCORERS = {"zero_shot": ZeroShot, "black": Black, "world_adherence": WorldAdherence}
+
+
+def create(name: str, ref: str, device: str = "cpu"):
+    if name not in SCORERS:
+        raise ValueError(f"scorer {name!r}: unknown; registered: {sorted(SCORERS)}")
+    return SCORERS[name](ref, device)
