@@ -201,7 +201,8 @@ class ResourcesSpec(Strict):
     cpus_per_trial: float = Field(1.0, gt=0)
     gpus_per_trial: float = Field(0.0, ge=0)
     max_concurrent_trials: int = Field(2, ge=1)
-    scorer_actors: int = Field(1, ge=1)
+    scorer_actors: int = Field(1, ge=1, description="actors per scorer")
+    cpus_per_scorer_actor: float = Field(1.0, gt=0)
     gpus_per_scorer_actor: float = Field(0.0, ge=0)
     max_failures: int = Field(2, ge=0, description="retries per failed trial")
 
@@ -219,7 +220,8 @@ class SweepSpec(Strict):
     finetunes: tuple[FinetuneSpec, ...] = Field(min_length=1)
     evaluation: EvaluationSpec = EvaluationSpec()
     resources: ResourcesSpec = ResourcesSpec()
-    storage: str = Field(description="output root: a local path or a URI (s3://, gs://)")
+    storage: str = Field(description="output root: a local path, on clusters a shared mount "
+                                     "every node sees (NFS, EFS, a PVC)")
     tracking: TrackingSpec = TrackingSpec()
 
     @field_validator("models")
@@ -234,6 +236,15 @@ class SweepSpec(Strict):
                 raise ValueError(f"models: {err}") from None
         if len(set(v)) != len(v):
             raise ValueError(f"models {list(v)}: a model is listed twice")
+        return v
+
+    @field_validator("storage")
+    @classmethod
+    def _storage_is_a_path(cls, v):
+        if "://" in v:
+            raise ValueError(f"storage {v!r}: stages are files that every worker reads and writes; "
+                             "give a path on a filesystem all nodes mount (e.g. /mnt/shared/<sweep>, "
+                             "an s3/gcs bucket mounted with a CSI driver), not a URI")
         return v
 
     @model_validator(mode="after")
@@ -273,13 +284,12 @@ def check_runtime(spec: SweepSpec) -> None:
     import os
     from pathlib import Path
 
-    if "://" not in spec.storage:
-        probe = Path(spec.storage).expanduser()
-        while not probe.exists():
-            probe = probe.parent
-        if not probe.is_dir() or not os.access(probe, os.W_OK):
-            raise ValueError(f"storage {spec.storage!r}: {probe} is not a writable directory; "
-                             "choose a path you can write to")
+    probe = Path(spec.storage).expanduser()
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK):
+        raise ValueError(f"storage {spec.storage!r}: {probe} is not a writable directory; "
+                         "choose a path you can write to")
     for f in spec.finetunes:
         local = not (f.dataset.startswith(("world:", "hf:")) or "://" in f.dataset)
         if local and not Path(f.dataset).is_dir():

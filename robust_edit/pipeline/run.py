@@ -67,7 +67,7 @@ def _init_ray(spec: SweepSpec) -> None:
         ray.init()
     else:
         ray.init(num_cpus=max(os.cpu_count() or 1, int(spec.resources.cpus_per_trial)),
-                 include_dashboard=False, log_to_driver=False)
+                 include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
 
 
 def _remote(kind: str, todo: list[Stage], spec: SweepSpec, store: Store) -> None:
@@ -110,6 +110,8 @@ def _tune(graph: Graph, store: Store, spec: SweepSpec) -> None:
             work[ft.key] = (ft, gens)
     if not work:
         return
+    # Tune warns on every checkpoint of short trials that snapshots are frequent.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     res = spec.resources
     trainable = tune.with_resources(
         tune.with_parameters(_trial, work=work, root=str(store.root), cpus=res.cpus_per_trial),

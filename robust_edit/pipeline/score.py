@@ -40,24 +40,29 @@ class ScoreBatch:
 
 def run_scores(graph: Graph, store: Store, spec: SweepSpec, stages: list[Stage]) -> None:
     """Score every given score stage's images (they must be generated)."""
+    import logging
+
     import ray
 
     if not stages:
         return
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # its per-second status lines
     t0 = time.time()
     gen_of = {s.key: graph.stages[s.inputs[0]] for s in stages}
     by_path = {str(store.dir(gen) / IMAGES): s for s, gen in ((graph.stages[k], g) for k, g in gen_of.items())}
     res = spec.resources
-    parts = defaultdict(list)
     names = sorted({n for g in gen_of.values() for n in scorer_names(g)})
+    parts = defaultdict(list)
+    # One streaming pipeline per scorer, run one after another: their actor pools side by
+    # side plus the read tasks would need more CPUs than a 2-core machine offers.
     for name in names:
         paths = [p for p, s in by_path.items() if name in scorer_names(gen_of[s.key])]
-        ds = ray.data.read_parquet(paths, include_paths=True)
-        scored = ds.map_batches(
+        scored = ray.data.read_parquet(paths, include_paths=True).map_batches(
             ScoreBatch, fn_constructor_kwargs={"name": name, "ref": spec.evaluation.scorer,
                                                "gpu": res.gpus_per_scorer_actor > 0},
             compute=ray.data.ActorPoolStrategy(size=res.scorer_actors), batch_size=256,
-            batch_format="pandas", num_gpus=res.gpus_per_scorer_actor or None)
+            batch_format="pandas", num_cpus=res.cpus_per_scorer_actor,
+            num_gpus=res.gpus_per_scorer_actor or None)
         for batch in scored.iter_batches(batch_format="pandas", batch_size=None):
             for path, rows in batch.groupby("path"):
                 parts[_normal(path, by_path)].append(rows.drop(columns=["path"]))

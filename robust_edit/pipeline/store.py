@@ -27,7 +27,8 @@ def write_atomic(path: Path, data: bytes | str) -> None:
 
 class Store:
     def __init__(self, root: str | Path):
-        self.root = Path(root)
+        # Absolute: Tune runs each trial in its own working directory.
+        self.root = Path(root).expanduser().resolve()
 
     def dir(self, stage: Stage | str, kind: str | None = None) -> Path:
         key = stage if isinstance(stage, str) else stage.key
