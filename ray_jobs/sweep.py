@@ -3,8 +3,12 @@
 Connects to the cluster the job runs on (RAY_ADDRESS) and runs the sweep."""
 
 import sys
+from pathlib import Path
 
-from robust_edit.pipeline.run import main
+# The uploaded working directory's package, also where the cluster image has none.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from robust_edit.pipeline.run import main  # noqa: E402
 
 if __name__ == "__main__":
     main(sys.argv[1:])

@@ -1,0 +1,185 @@
+"""A tiny sweep end to end, as a user runs it: uninterrupted, rerun (nothing recomputed),
+killed mid-sweep with SIGKILL and rerun (same tables and MLflow runs as uninterrupted),
+and submitted with `ray job submit` to a local head node."""
+
+from __future__ import annotations
+
+import collections
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from robust_edit import analysis
+from robust_edit.config import load_sweep
+from robust_edit.pipeline.graph import build
+from robust_edit.pipeline.results import AXES
+from robust_edit.pipeline.store import Store
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = Path(__file__).with_name("tiny.yaml")
+BIN = Path(sys.executable).parent
+
+
+def tiny_spec(folder: Path) -> Path:
+    raw = yaml.safe_load(TINY.read_text())
+    raw["storage"] = str(folder / "out")
+    path = folder / "tiny.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def sweep(spec: Path, **kw) -> subprocess.Popen:
+    return subprocess.Popen([str(BIN / "robust-edit"), "sweep", "run", str(spec)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True, **kw)
+
+
+def finish(proc: subprocess.Popen, timeout: int = 600) -> str:
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out[-3000:]
+    return out
+
+
+def results(spec: Path):
+    s = load_sweep(spec)
+    db = analysis.connect(Path(s.storage) / "results.duckdb", read_only=True)
+    cols = "cell, variant, item, metric, kind, grp, prompt, seed, label, value, generate_key"
+    df = db.execute(f"SELECT {cols} FROM results ORDER BY ALL").df()
+    tables = {t: analysis.table(db, t) for t in analysis.TABLES}
+    db.close()
+    return df, tables
+
+
+def mlflow_runs(spec: Path):
+    import mlflow
+
+    s = load_sweep(spec)
+    uri = f"sqlite:///{Path(s.storage).resolve() / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(experiment_names=[s.name], output_format="pandas")
+    mlflow.set_tracking_uri(None)
+    return runs
+
+
+def comparable(runs):
+    keep = [c for c in runs.columns if c.startswith(("params.", "metrics.", "tags.robust_edit"))]
+    return runs[keep].sort_values("tags.robust_edit.key").reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> Path:
+    spec = tiny_spec(tmp_path_factory.mktemp("uninterrupted"))
+    finish(sweep(spec))
+    return spec
+
+
+def test_each_unique_stage_runs_once_and_a_rerun_runs_nothing(uninterrupted):
+    graph = build(load_sweep(uninterrupted))
+    ledger = Store(load_sweep(uninterrupted).storage).ledger()
+    assert collections.Counter(r["key"] for r in ledger).most_common(1)[0][1] == 1
+    assert len(ledger) == len(graph.stages)
+
+    t0 = time.time()
+    out = finish(sweep(uninterrupted))
+    assert f"0 of {len(graph.stages)} stages executed" in out
+    assert len(Store(load_sweep(uninterrupted).storage).ledger()) == len(graph.stages)
+    assert time.time() - t0 < 60
+    assert "## unsafe" in out  # the tables are printed again
+
+
+def test_mlflow_has_one_child_run_per_cell_and_variant(uninterrupted):
+    graph = build(load_sweep(uninterrupted))
+    runs = mlflow_runs(uninterrupted)
+    children = runs[runs["tags.mlflow.parentRunId"].notna()]
+    assert len(runs) == len(children) + 1
+    assert len(children) == 4 * len(graph.cells)
+    assert sorted(children["params.variant"]) == sorted(["M", "M_ed", "M_ft", "M_ed_ft"] * len(graph.cells))
+    for axis in AXES:
+        assert children[f"params.{axis}"].notna().all()
+    assert set(children["params.ft_method"]) == {"lora"} and set(children["params.rank"]) == {"2"}
+    # The edit acts: the unsafe-label rate on unsafe prompts falls from M to M_ed.
+    rate = children.set_index("params.variant")["metrics.unsafe_rate"]
+    assert rate["M_ed"] < rate["M"]
+
+
+def test_sigkilled_driver_resumes_to_the_uninterrupted_results(uninterrupted, tmp_path):
+    spec = tiny_spec(tmp_path)
+    store = Store(load_sweep(spec).storage)
+    proc = sweep(spec)
+    deadline = time.time() + 300
+    # Kill in the middle: after the first fine-tune stage completed, before the scores.
+    while not any(r["kind"] == "finetune" for r in store.ledger()):
+        assert proc.poll() is None and time.time() < deadline, "the sweep ended before the kill"
+        time.sleep(0.5)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(2)  # the embedded Ray goes down with its driver; stragglers with it
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    done_before = len(store.ledger())
+    assert done_before < len(build(load_sweep(spec)).stages)
+
+    finish(sweep(spec))
+    ledger = store.ledger()
+    assert collections.Counter(r["key"] for r in ledger).most_common(1)[0][1] == 1  # nothing twice
+    a, tables_a = results(uninterrupted)
+    b, tables_b = results(spec)
+    assert len(a) == len(b) > 0
+    assert not b.duplicated(["cell", "variant", "item", "metric"]).any()
+    # Same content keys, same items, same labels and values.
+    assert a.drop(columns=["cell"]).equals(b.drop(columns=["cell"]))
+    for name in tables_a:
+        assert tables_a[name].equals(tables_b[name]), name
+    ra, rb = comparable(mlflow_runs(uninterrupted)), comparable(mlflow_runs(spec))
+    assert len(ra) == len(rb) and not rb["tags.robust_edit.key"].duplicated().any()
+    assert ra.drop(columns=["params.duckdb", "params.storage"]).equals(
+        rb.drop(columns=["params.duckdb", "params.storage"]))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def head_node(tmp_path):
+    """A local Ray head node on loopback, token auth off (ENVIRONMENT.md)."""
+    # The job's `python` is the head node's: this venv's.
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PATH": f"{BIN}:{os.environ['PATH']}"}
+    port, dash = free_port(), free_port()
+    temp = Path("/tmp") / f"ray-{os.getpid()}"  # short: Ray's socket paths have a length limit
+    subprocess.run([str(BIN / "ray"), "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
+                    "--num-cpus=2", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
+                    f"--dashboard-port={dash}", f"--temp-dir={temp}", "--disable-usage-stats"],
+                   env=env, check=True, capture_output=True, timeout=120)
+    try:
+        yield f"http://127.0.0.1:{dash}", env
+    finally:
+        subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_ray_job_submit_runs_a_sweep(head_node, tmp_path):
+    address, env = head_node
+    spec = tiny_spec(tmp_path)
+    out = subprocess.run([str(BIN / "ray"), "job", "submit", "--address", address, "--working-dir", ".",
+                          "--", "python", "ray_jobs/sweep.py", str(spec)],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    assert "succeeded" in out.stdout + out.stderr
+    df, tables = results(spec)
+    graph = build(load_sweep(spec))
+    assert set(df["variant"]) == {"M", "M_ed", "M_ft", "M_ed_ft"}
+    assert df["cell"].nunique() == len(graph.cells)
+    assert len(tables["unsafe"]) == 1

@@ -1,0 +1,123 @@
+"""The Δ SQL (analysis/*.sql) fed hand-written rows in the documented schema
+(docs/results.md) against values computed here independently: δ, Δ, averages, stds, Flip."""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from robust_edit import analysis
+
+VARIANTS = ("M", "M_ed", "M_ft", "M_ed_ft")
+RNG = np.random.default_rng(7)
+
+
+def rows(cell: dict, kind: str, grp: str, labels_by_variant: dict, target: str, metric="label",
+         first_item: int = 0) -> list[dict]:
+    out = []
+    for variant, labels in labels_by_variant.items():
+        for i, lab in enumerate(labels):
+            value = float(lab) if metric == "black" else float(lab == target)
+            out.append({**cell, "variant": variant, "item": first_item + i, "kind": kind, "grp": grp,
+                        "prompt": f"{grp} {i}", "seed": i, "texts": json.dumps({}), "target": target,
+                        "metric": metric, "label": None if metric == "black" else lab, "value": value})
+    return out
+
+
+def cell_axes(name: str, task: str, method: str, ft_method: str, rank) -> dict:
+    return {"sweep": "hand", "cell": name, "model": "m", "edit": task, "method": method, "task": task,
+            "finetune": ft_method, "ft_method": ft_method, "rank": rank, "ft_seed": 0}
+
+
+@pytest.fixture()
+def db():
+    con = analysis.connect()
+    yield con
+    con.close()
+
+
+def insert(db, data: list[dict]) -> None:
+    db.register("hand", pd.DataFrame(data))
+    db.execute("INSERT INTO results BY NAME SELECT * FROM hand")
+    db.unregister("hand")
+
+
+def random_labels(n: int, p: float, names=("tall", "short")) -> list[str]:
+    return [names[0] if x < p else names[1] for x in RNG.random(n)]
+
+
+def test_debias_delta_average_and_std(db):
+    professions = {"ceo": (0.9, 0.6, 0.85, 0.7), "nurse": (0.2, 0.45, 0.3, 0.4), "farmer": (0.8, 0.5, 0.7, 0.6)}
+    expect = {}
+    data = []
+    for ft_method, rank in (("lora", 4), ("full", None)):
+        cell = cell_axes(f"c-{ft_method}", "debias", "uce", ft_method, rank)
+        deltas = {v: [] for v in VARIANTS}
+        for prof, rates in professions.items():
+            labels = {v: random_labels(30, p) for v, p in zip(VARIANTS, rates)}
+            data += rows(cell, "attribute", prof, labels, target="short")
+            for v in VARIANTS:
+                share = labels[v].count("short") / 30
+                deltas[v].append(abs(share - 0.5) / 0.5)
+        per_prof = [abs(a - b) for a, b in zip(deltas["M_ed"], deltas["M_ed_ft"])]
+        expect[ft_method] = ({v: statistics.mean(deltas[v]) for v in VARIANTS},
+                             statistics.mean(per_prof), statistics.stdev(per_prof))
+    insert(db, data)
+    table = analysis.table(db, "debias").set_index("ft_method")
+    assert len(table) == 2
+    for ft_method, (means, delta, std) in expect.items():
+        row = table.loc[ft_method]
+        for v in VARIANTS:
+            assert row[f"δ {v}"] == pytest.approx(means[v], abs=5e-4)
+        assert row["Δ"] == pytest.approx(delta, abs=5e-4)
+        assert row["Δ std"] == pytest.approx(std, abs=5e-4)
+        assert row["professions"] == 3
+    # MLflow's per-variant metric is the same mean delta.
+    got = db.execute("SELECT value FROM variant_metrics WHERE cell = 'c-lora' AND variant = 'M_ed' "
+                     "AND metric = 'mean_delta'").fetchone()[0]
+    assert got == pytest.approx(expect["lora"][0]["M_ed"], abs=1e-9)
+
+
+def test_edit_metrics_per_variant_and_delta(db):
+    cell = cell_axes("c", "appearance", "refact", "dora", 4)
+    data, eff = [], {}
+    for k, grp in enumerate(("a lime", "a plum")):
+        labels = {v: random_labels(5, p, ("new", "old")) for v, p in zip(VARIANTS, (0.1, 0.9, 0.2, 0.6))}
+        data += rows(cell, "efficacy", grp, labels, "new", first_item=10 * k)
+        eff[grp] = {v: labels[v].count("new") / 5 for v in VARIANTS}
+        spec = {v: random_labels(25, 0.8, ("own", "new")) for v in VARIANTS}
+        data += rows(cell, "specificity", grp, spec, "own", first_item=100 + 100 * k)
+    insert(db, data)
+    t = analysis.table(db, "edit_metrics")
+    row = t[t.metric == "efficacy"].iloc[0]
+    deltas = [abs(e["M_ed"] - e["M_ed_ft"]) for e in eff.values()]
+    for v in VARIANTS:
+        assert row[v] == pytest.approx(statistics.mean(e[v] for e in eff.values()), abs=5e-4)
+    assert row["Δ"] == pytest.approx(statistics.mean(deltas), abs=5e-4)
+    assert row["Δ std"] == pytest.approx(statistics.stdev(deltas), abs=5e-4)
+    assert set(t.metric) == {"efficacy", "specificity"}
+
+
+def test_unsafe_rates_delta_and_flip(db):
+    cell = cell_axes("c", "unsafe", "uce", "lora", 4)
+    n = 40
+    labels = {v: random_labels(n, p, ("unsafe", "safe")) for v, p in zip(VARIANTS, (0.9, 0.2, 0.85, 0.35))}
+    black = {v: [float(x < 0.1) for x in RNG.random(n)] for v in VARIANTS}
+    data = rows(cell, "unsafe", "violence", labels, "unsafe")
+    data += rows(cell, "unsafe", "violence", black, "unsafe", metric="black")
+    insert(db, data)
+    row = analysis.table(db, "unsafe").iloc[0]
+    rate = {v: labels[v].count("unsafe") / n for v in VARIANTS}
+    for v in VARIANTS:
+        assert row[f"unsafe {v}"] == pytest.approx(rate[v], abs=5e-4)
+    per_class = [abs(labels["M_ed"].count(c) / n - labels["M_ed_ft"].count(c) / n) for c in ("safe", "unsafe")]
+    per_class.append(abs(np.mean(black["M_ed"]) - np.mean(black["M_ed_ft"])))
+    assert row["Δ"] == pytest.approx(statistics.mean(per_class), abs=5e-4)
+    assert row["Δ std"] == pytest.approx(statistics.stdev(per_class), abs=5e-4)
+    flips = sum(a != b for a, b in zip(labels["M_ed"], labels["M_ed_ft"])) / n
+    assert 0 < flips < 1
+    assert row["Flip"] == pytest.approx(flips, abs=5e-4)
