@@ -8,7 +8,7 @@ from pathlib import Path
 # The uploaded working directory's package, also where the cluster image has none.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from robust_edit.pipeline.run import main  # noqa: E402
+from robust_edit.pipeline.run import main
 
 if __name__ == "__main__":
     main(sys.argv[1:])

@@ -36,6 +36,6 @@ def write_tables(db, folder: Path) -> dict[str, str]:
         if df.empty:
             continue
         df.to_csv(folder / f"{name}.csv", index=False)
-        out[name] = df.to_markdown(index=False)
+        out[name] = df.astype(object).where(df.notna(), "–").to_markdown(index=False)
         (folder / f"{name}.md").write_text(out[name] + "\n")
     return out

@@ -45,6 +45,8 @@ BAD = {
     "bad row range": (_set(["edits", 0, "rows"], "first-three"), ["rows", "start:stop"]),
     "no fine-tunes": (_set(["finetunes"], []), ["finetunes", "at least 1"]),
     "bad sweep name": (_set(["name"], "my sweep!"), ["name", "pattern"]),
+    "storage as a URI": (_set(["storage"], "s3://bucket/sweep"), ["storage", "s3://bucket/sweep", "mount"]),
+    "zero concurrent trials": (_set(["resources", "max_concurrent_trials"], 0), ["max_concurrent_trials", "greater than or equal to 1"]),
 }
 
 

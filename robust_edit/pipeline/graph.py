@@ -106,6 +106,11 @@ class Graph:
         return {"edit": n, "finetune": 2 * n, "generate": 4 * n, "score": 4 * n, "aggregate": 1}
 
 
+def adapter_rank(ft: FinetuneConfig) -> int | None:
+    """The rank axis of a result row: LoRA/DoRA only (full and DreamBooth have none)."""
+    return ft.rank if ft.method in ("lora", "dora") else None
+
+
 def _edit_stage(model: str, edit: EditConfig) -> Stage:
     cfg = {"model": model, "edit": edit.model_dump(mode="json")}
     return Stage("edit", content_key("edit", cfg), cfg, (),
@@ -116,7 +121,7 @@ def _finetune_stage(model: str, ft: FinetuneConfig, name: str, edit: Stage | Non
     cfg = {"model": model, "finetune": ft.model_dump(mode="json")}
     inputs = (edit.key,) if edit else ()
     return Stage("finetune", content_key("finetune", cfg, inputs), cfg, inputs,
-                 {"model": model, "finetune": name, "ft_method": ft.method, "rank": ft.rank,
+                 {"model": model, "finetune": name, "ft_method": ft.method, "rank": adapter_rank(ft),
                   "ft_seed": ft.seed, "edit": edit.labels["edit"] if edit else None})
 
 
@@ -162,13 +167,13 @@ def build(spec: SweepSpec) -> Graph:
             for n, c in runs:
                 ft = ft_plain[(n, c.rank, c.seed)]
                 ed_ft = g.add(_finetune_stage(model, c, n, edits[e.name]))
-                labels = {"model": model, "finetune": n, "rank": c.rank, "ft_seed": c.seed}
+                labels = {"model": model, "finetune": n, "rank": adapter_rank(c), "ft_seed": c.seed}
                 m_ft = generate("M_ft", ft.key, labels)
                 m_ed_ft = generate("M_ed_ft", ed_ft.key, {**labels, "edit": e.name})
                 variants = {"M": m.key, "M_ed": m_ed.key, "M_ft": m_ft.key, "M_ed_ft": m_ed_ft.key}
                 g.cells.append({"cell": content_key("cell", variants),
                                 "model": model, "edit": e.name, "method": e.method, "task": e.task,
-                                "finetune": n, "ft_method": c.method, "rank": c.rank,
+                                "finetune": n, "ft_method": c.method, "rank": adapter_rank(c),
                                 "ft_seed": c.seed, "variants": variants})
     scores = tuple(sorted(s.key for s in g.by_kind("score")))
     g.add(Stage("aggregate", content_key("aggregate", {"sweep": spec.name}, scores),

@@ -63,42 +63,51 @@ def build_database(graph: Graph, store: Store, spec: SweepSpec) -> Path:
     return path
 
 
-def _find_or_create(client, experiment_id: str, key: str, name: str, tags: dict) -> str:
-    found = client.search_runs([experiment_id], filter_string=f"tags.`{KEY_TAG}` = '{key}'",
-                               max_results=1)
-    if found:
-        return found[0].info.run_id
-    return client.create_run(experiment_id, run_name=name, tags={KEY_TAG: key, **tags}).info.run_id
+def _find_or_create(client, experiment_id: str, key: str, name: str, tags: dict, params: dict) -> str:
+    """The run for a content key, with `params` logged. MLflow params cannot change, so a
+    run whose params differ (the result rows' labels changed) is replaced, never doubled."""
+    from mlflow.entities import Param
+
+    params = {k: str(v) for k, v in params.items()}
+    found = client.search_runs([experiment_id], filter_string=f"tags.`{KEY_TAG}` = '{key}'")
+    run = None
+    for old in found:
+        if run is None and old.data.params.items() <= params.items():
+            run = old.info.run_id
+        else:
+            client.delete_run(old.info.run_id)
+    if run is None:
+        run = client.create_run(experiment_id, run_name=name, tags={KEY_TAG: key, **tags}).info.run_id
+    client.log_batch(run, params=[Param(k, v) for k, v in params.items()])
+    return run
 
 
 def log_mlflow(graph: Graph, store: Store, spec: SweepSpec, db_path: Path) -> str:
     """Parent + child runs with params, metrics, image grids and manifests; returns the
     parent run id."""
     import mlflow
-    from mlflow.entities import Metric, Param
+    from mlflow.entities import Metric
     from tqdm.auto import tqdm
 
     client = mlflow.MlflowClient(mlflow_uri(spec))
     name = spec.tracking.experiment or spec.name
     exp = client.get_experiment_by_name(name)
     exp_id = exp.experiment_id if exp else client.create_experiment(name)
-    parent = _find_or_create(client, exp_id, f"sweep:{spec.name}", spec.name, {})
-    client.log_batch(parent, params=[Param("storage", str(spec.storage)),
-                                     Param("duckdb", str(db_path))])
+    parent = _find_or_create(client, exp_id, f"sweep:{spec.name}", spec.name, {},
+                             {"storage": spec.storage, "duckdb": db_path})
     db = analysis.connect(db_path, read_only=True)
     now = int(time.time() * 1000)
     logged_artifacts = set()
     for cell in tqdm(graph.cells, desc="MLflow runs", mininterval=2):
         for variant, gen_key in cell["variants"].items():
+            params = {**{a: cell[a] for a in AXES}, "variant": variant, "generate_key": gen_key}
             run = _find_or_create(client, exp_id, f"{cell['cell']}:{variant}",
                                   f"{cell['edit']}/{cell['finetune']}/{variant}",
                                   {"mlflow.parentRunId": parent, "variant": variant,
-                                   **{a: str(cell[a]) for a in AXES}})
+                                   **{a: str(cell[a]) for a in AXES}}, params)
             metrics = db.execute("SELECT metric, value FROM variant_metrics WHERE cell = ? AND variant = ?",
                                  [cell["cell"], variant]).fetchall()
-            params = {**{a: cell[a] for a in AXES}, "variant": variant, "generate_key": gen_key}
-            client.log_batch(run, metrics=[Metric(m, v, now, 0) for m, v in metrics if v is not None],
-                             params=[Param(k, str(v)) for k, v in params.items()])
+            client.log_batch(run, metrics=[Metric(m, v, now, 0) for m, v in metrics if v is not None])
             if (run, gen_key) not in logged_artifacts:
                 _log_artifacts(client, run, graph.stages[gen_key], store)
                 logged_artifacts.add((run, gen_key))

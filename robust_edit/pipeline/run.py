@@ -1,15 +1,17 @@
 """Run a sweep: spec -> stage graph -> phases, each skipping what the store already has.
 
-1. edits: one Ray task per missing edit stage;
-2. fine-tunes: Ray Tune, one trial per fine-tune stage (grid over the stage keys, which
-   enumerate models x edits x fine-tunes x ranks x seeds); each trial trains with step
-   checkpoints reported to Tune, then generates its variant's images for every prompt
-   set that reads it. Failed trials are retried (FailureConfig); a killed driver loses
-   nothing: rerunning the same command skips complete stages and resumes fine-tunes
-   from their last checkpoint;
-3. M and M_ed images: one Ray task per missing generate stage;
-4. scores: Ray Data actor pools over all new images (robust_edit.pipeline.score);
-5. aggregate on the driver: DuckDB + MLflow + the study's tables.
+1. side by side on the cluster: edits and M images (one Ray task per missing stage) and
+   the fine-tunes of the unedited model (Ray Tune, one trial per fine-tune stage: the grid
+   over stage keys enumerates models x fine-tunes x ranks x seeds). Each trial trains with
+   step checkpoints reported to Tune, then generates its variant's images for every
+   prompt set that reads it;
+2. once the edits exist: the fine-tunes of the edited models (M_ed_ft trials) and the
+   M_ed images;
+3. scores: Ray Data actor pools over all new images (robust_edit.pipeline.score);
+4. aggregate on the driver: DuckDB + MLflow + the study's tables.
+Failed tasks and trials are retried (max_failures); a stage that still fails does not stop
+the others, and the sweep reports it at the end. A killed driver loses nothing: rerunning
+the same command skips complete stages and resumes fine-tunes from their last checkpoint.
 """
 
 from __future__ import annotations
@@ -70,63 +72,82 @@ def _init_ray(spec: SweepSpec) -> None:
                  include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
 
 
-def _remote(kind: str, todo: list[Stage], spec: SweepSpec, store: Store) -> None:
+def _submit(kind: str, todo: list[Stage], spec: SweepSpec, store: Store) -> list:
+    """One Ray task per stage; returns their refs without waiting."""
     import ray
 
-    if not todo:
-        return
     res = spec.resources
     fn = ray.remote(num_cpus=res.cpus_per_trial, num_gpus=res.gpus_per_trial,
                     max_retries=res.max_failures)(_task)
-    refs = [fn.remote(kind, s, str(store.root), res.cpus_per_trial) for s in todo]
-    _wait(refs, f"{kind} stages")
+    return [fn.remote(kind, s, str(store.root), res.cpus_per_trial) for s in todo]
 
 
-def _wait(refs, desc: str) -> None:
+def _wait(refs, desc: str) -> list[str]:
+    """Wait for Ray tasks; returns their failures (one failure must not lose the others)."""
     import ray
     from tqdm.auto import tqdm
 
     failed = []
-    with tqdm(total=len(refs), desc=desc) as bar:
+    with tqdm(total=len(refs), desc=desc, disable=not refs) as bar:
         pending = list(refs)
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
             try:
                 ray.get(ready[0])
-            except Exception as err:  # one stage's failure must not lose the others
-                failed.append(err)
+            except Exception as err:
+                failed.append(f"{desc}: {err}")
             bar.update(1)
-    if failed:
-        raise RuntimeError(f"{len(failed)} of {len(refs)} {desc} failed; first: {failed[0]}")
+    return failed
 
 
-def _tune(graph: Graph, store: Store, spec: SweepSpec) -> None:
+def _trial_progress(name: str, total: int):
+    """A Tune callback with a progress bar over trials (Tune itself runs with verbose=0)."""
+    from ray import tune
+    from tqdm.auto import tqdm
+
+    class TrialProgress(tune.Callback):
+        def __init__(self):
+            self.bar = tqdm(total=total, desc=f"{name} trials (+ their images)")
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            running = sum(t.status == "RUNNING" for t in trials)
+            self.bar.set_postfix(running=running, last_step=result.get("step"), refresh=True)
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            self.bar.update(1)
+
+    return TrialProgress()
+
+
+def _tune(name: str, finetunes: list[Stage], graph: Graph, store: Store, spec: SweepSpec) -> list[str]:
+    """Tune trials for the fine-tune stages (and their images) not yet complete; returns
+    the failed trials' errors."""
     from ray import tune
 
     work = {}
-    for ft in graph.by_kind("finetune"):
+    for ft in finetunes:
         gens = [g for g in graph.by_kind("generate") if g.inputs == (ft.key,) and not store.done(g)]
-        if gens or not store.done(ft):
+        if (gens or not store.done(ft)) and all(store.done(graph.stages[k]) for k in ft.inputs):
             work[ft.key] = (ft, gens)
     if not work:
-        return
+        return []
     # Tune warns on every checkpoint of short trials that snapshots are frequent.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     res = spec.resources
     trainable = tune.with_resources(
         tune.with_parameters(_trial, work=work, root=str(store.root), cpus=res.cpus_per_trial),
         {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial})
+    progress = _trial_progress(name, len(work))
     tuner = tune.Tuner(
         trainable, param_space={"stage": tune.grid_search(sorted(work))},
         tune_config=tune.TuneConfig(max_concurrent_trials=res.max_concurrent_trials),
         run_config=tune.RunConfig(
-            name="finetune", storage_path=str((store.root / "tune").resolve()), verbose=0,
+            name=name, storage_path=str(store.root / "tune"), verbose=0, callbacks=[progress],
             failure_config=tune.FailureConfig(max_failures=res.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
     grid = tuner.fit()
-    errors = [r.error for r in grid if r.error]
-    if errors:
-        raise RuntimeError(f"{len(errors)} of {len(work)} fine-tune trials failed; first: {errors[0]}")
+    progress.bar.close()
+    return [f"{name} trial: {r.error}" for r in grid if r.error]
 
 
 def run(spec: SweepSpec, *, quiet: bool = False) -> dict:
@@ -144,10 +165,23 @@ def run(spec: SweepSpec, *, quiet: bool = False) -> dict:
               f"({', '.join(f'{k} {len(v)}' for k, v in missing.items() if v) or 'none'})", flush=True)
     if any(missing[k] for k in ("edit", "finetune", "generate", "score")):
         _init_ray(spec)
-        _remote("edit", missing["edit"], spec, store)
-        _tune(graph, store, spec)
-        _remote("generate", [g for g in graph.by_kind("generate") if not store.done(g)], spec, store)
-        run_scores(graph, store, spec, [s for s in graph.by_kind("score") if not store.done(s)])
+
+        def todo(kind: str, variant: str | None = None) -> list[Stage]:
+            return [s for s in graph.by_kind(kind) if not store.done(s)
+                    and (variant is None or s.config["variant"] == variant)]
+
+        finetunes = graph.by_kind("finetune")
+        first = _submit("edit", todo("edit"), spec, store) + _submit("generate", todo("generate", "M"), spec, store)
+        failed = _tune("finetune-M", [f for f in finetunes if not f.inputs], graph, store, spec)
+        failed += _wait(first, "edits and M images")
+        failed += _tune("finetune-M_ed", [f for f in finetunes if f.inputs], graph, store, spec)
+        failed += _wait(_submit("generate", [g for g in todo("generate", "M_ed")
+                                             if store.done(graph.stages[g.inputs[0]])], spec, store),
+                        "M_ed images")
+        run_scores(graph, store, spec, [s for s in todo("score") if store.done(graph.stages[s.inputs[0]])])
+        if failed:
+            raise RuntimeError(f"{len(failed)} stage(s) failed; the others are stored and a rerun "
+                               "continues from them. First failure:\n" + failed[0])
     aggregate = graph.by_kind("aggregate")[0]
     if not store.done(aggregate):
         started = time.time()

@@ -4,7 +4,6 @@ tasks and Tune trials; each function is a no-op when the stage is already comple
 from __future__ import annotations
 
 import io
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path

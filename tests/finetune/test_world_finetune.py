@@ -1,5 +1,6 @@
-"""Fine-tuning on the shipped world at the quickstart budget, measured by the world scorer
-(slow). Prints minutes per run and the M vs M_ft figures the fine-tuning issue reports."""
+"""Fine-tuning on the shipped world at the quickstart budget (the fine-tunes of
+sweeps/quickstart.yaml, as the main job runs them), measured by the world scorer (slow).
+Prints minutes per run and the M vs M_ft figures the fine-tuning issue reports."""
 
 import json
 import time
@@ -7,14 +8,14 @@ import time
 import pytest
 
 from robust_edit import finetune
-from robust_edit.config import FinetuneConfig
+from robust_edit.config import load_sweep
 from robust_edit.finetune.evaluate import dreambooth_report, style_report
 from robust_edit.models import load_pipeline
 from robust_edit.world.scorer import WorldScorer
 
 pytestmark = pytest.mark.slow
 
-QUICKSTART = dict(dataset="world:style", steps=300, batch_size=16, checkpoint_every=100)
+QUICKSTART = {f.method: f.expand()[0] for f in load_sweep("sweeps/quickstart.yaml").finetunes}
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +31,12 @@ def base_style(scorer):
 @pytest.mark.parametrize("method", ["full", "lora", "dora"])
 def test_style_fine_tuning_shifts_the_style(method, scorer, base_style, tmp_path):
     t0 = time.time()
-    finetune.run(FinetuneConfig(method=method, **QUICKSTART), "world:sd", tmp_path / method)
+    cfg = QUICKSTART[method]
+    finetune.run(cfg, "world:sd", tmp_path / method)
     minutes = (time.time() - t0) / 60
     report = style_report(finetune.load_variant(tmp_path / method), scorer)
-    print(json.dumps({"method": method, "rank": 4, "minutes": round(minutes, 2), "M": base_style,
-                      "M_ft": report}, indent=1))
+    print(json.dumps({"method": method, "rank": cfg.rank, "steps": cfg.steps,
+                      "minutes": round(minutes, 2), "M": base_style, "M_ft": report}, indent=1))
     assert base_style["styled"] <= 0.10
     assert report["styled"] >= 0.80
     assert report["adherence"]["mean"] >= 0.85
@@ -43,8 +45,7 @@ def test_style_fine_tuning_shifts_the_style(method, scorer, base_style, tmp_path
 def test_dreambooth_learns_the_subject_and_keeps_the_class(scorer, tmp_path):
     base = dreambooth_report(load_pipeline("world:sd"), scorer, "ring")
     t0 = time.time()
-    cfg = FinetuneConfig(method="dreambooth", dataset="world:dreambooth:ring", steps=200,
-                         batch_size=4, checkpoint_every=100)
+    cfg = QUICKSTART["dreambooth"]
     finetune.run(cfg, "world:sd", tmp_path / "db", cache_dir=tmp_path / "cache")
     report = dreambooth_report(finetune.load_variant(tmp_path / "db"), scorer, "ring")
     print(json.dumps({"method": "dreambooth", "minutes": round((time.time() - t0) / 60, 2),
