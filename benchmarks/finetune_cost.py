@@ -1,10 +1,11 @@
-"""Minutes and peak memory (RSS) per fine-tuning method and rank at the quickstart budget.
+"""Minutes and peak memory (RSS) per fine-tuning method and rank at the quickstart budget
+(the fine-tunes of sweeps/quickstart.yaml, with LoRA/DoRA at ranks 4, 8 and 16).
 
 Each run is its own process (peak RSS is per process); the baseline process loads the
 same model and dataset and encodes the latents without training, so the table shows what
 training adds. Run on an otherwise idle machine:
 
-    python benchmarks/finetune_cost.py [--steps 300] [--threads 2]
+    python benchmarks/finetune_cost.py [--threads 2]
 """
 
 from __future__ import annotations
@@ -19,16 +20,18 @@ import time
 from pathlib import Path
 
 RUNS = [("full", 4), ("dreambooth", 0), ("lora", 4), ("lora", 8), ("lora", 16), ("dora", 4), ("dora", 8), ("dora", 16)]
+QUICKSTART = Path(__file__).resolve().parent.parent / "sweeps" / "quickstart.yaml"
 
 
-def one(method: str, rank: int, steps: int, threads: int) -> dict:
+def one(method: str, rank: int, threads: int) -> dict:
     import torch
 
     torch.set_num_threads(threads)
     from robust_edit import finetune
-    from robust_edit.config import FinetuneConfig
+    from robust_edit.config import load_sweep
 
     t0 = time.time()
+    steps = 0
     if method == "baseline":
         from robust_edit.finetune import data, loop
         from robust_edit.models import load_pipeline
@@ -36,42 +39,38 @@ def one(method: str, rank: int, steps: int, threads: int) -> dict:
         pipe = load_pipeline("world:sd")
         loop.encode_latents(pipe, data.load("world:style", finetune.resolution(pipe)).images)
     else:
-        if method == "dreambooth":  # one subject's 6 instance images + 50 class images
-            cfg = FinetuneConfig(method=method, dataset="world:dreambooth:ring", steps=200,
-                                 batch_size=4, checkpoint_every=100)
-        else:
-            cfg = FinetuneConfig(method=method, dataset="world:style", steps=steps, batch_size=16,
-                                 checkpoint_every=100, rank=rank)
+        spec = next(f for f in load_sweep(QUICKSTART).finetunes if f.method == method)
+        cfg = spec.expand()[0].model_copy(update={"rank": rank or spec.rank})
+        steps = cfg.steps
         with tempfile.TemporaryDirectory() as tmp:
             finetune.run(cfg, "world:sd", Path(tmp), progress=False)
-    return {"minutes": (time.time() - t0) / 60,
+    return {"steps": steps, "minutes": (time.time() - t0) / 60,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--one", nargs=2, metavar=("METHOD", "RANK"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(one(args.one[0], int(args.one[1]), args.steps, args.threads)))
+        print(json.dumps(one(args.one[0], int(args.one[1]), args.threads)))
         return
 
     def child(method, rank):
-        out = subprocess.run([sys.executable, __file__, "--one", method, str(rank), "--steps",
-                              str(args.steps), "--threads", str(args.threads)],
+        out = subprocess.run([sys.executable, __file__, "--one", method, str(rank),
+                              "--threads", str(args.threads)],
                              capture_output=True, text=True, check=True).stdout
         return json.loads(out.strip().splitlines()[-1])
 
     base = child("baseline", 0)
-    print(f"quickstart budget: {args.steps} steps, batch 16, world:sd, {args.threads} threads")
-    print(f"{'run':<12}{'minutes':>9}{'peak RSS MB':>13}{'RSS / baseline':>16}")
-    print(f"{'baseline':<12}{base['minutes']:>9.2f}{base['peak_rss_mb']:>13.0f}{1.0:>16.2f}")
+    print(f"quickstart budget ({QUICKSTART.name}), world:sd, {args.threads} threads")
+    print(f"{'run':<12}{'steps':>6}{'minutes':>9}{'peak RSS MB':>13}{'RSS / baseline':>16}")
+    print(f"{'baseline':<12}{0:>6}{base['minutes']:>9.2f}{base['peak_rss_mb']:>13.0f}{1.0:>16.2f}")
     for method, rank in RUNS:
         r = child(method, rank)
         name = method if method in ("full", "dreambooth") else f"{method} r{rank}"
-        print(f"{name:<12}{r['minutes']:>9.2f}{r['peak_rss_mb']:>13.0f}"
+        print(f"{name:<12}{r['steps']:>6}{r['minutes']:>9.2f}{r['peak_rss_mb']:>13.0f}"
               f"{r['peak_rss_mb'] / base['peak_rss_mb']:>16.2f}", flush=True)
 
 
