@@ -78,7 +78,7 @@ def _submit(kind: str, todo: list[Stage], spec: SweepSpec, store: Store) -> list
 
     res = spec.resources
     fn = ray.remote(num_cpus=res.cpus_per_trial, num_gpus=res.gpus_per_trial,
-                    max_retries=res.max_failures)(_task)
+                    max_retries=res.max_failures, retry_exceptions=True)(_task)
     return [fn.remote(kind, s, str(store.root), res.cpus_per_trial) for s in todo]
 
 
