@@ -92,7 +92,11 @@ def log_mlflow(graph: Graph, store: Store, spec: SweepSpec, db_path: Path) -> st
     client = mlflow.MlflowClient(mlflow_uri(spec))
     name = spec.tracking.experiment or spec.name
     exp = client.get_experiment_by_name(name)
-    exp_id = exp.experiment_id if exp else client.create_experiment(name)
+    # The embedded store keeps artifacts beside its database (MLflow's default is ./mlruns
+    # in whatever directory the driver runs from); a tracking server places its own.
+    artifacts = None if spec.tracking.mlflow_uri else \
+        (Path(spec.storage).resolve() / "mlflow-artifacts").as_uri()
+    exp_id = exp.experiment_id if exp else client.create_experiment(name, artifact_location=artifacts)
     parent = _find_or_create(client, exp_id, f"sweep:{spec.name}", spec.name, {},
                              {"storage": spec.storage, "duckdb": db_path})
     db = analysis.connect(db_path, read_only=True)

@@ -157,7 +157,12 @@ def run(spec: SweepSpec, *, quiet: bool = False) -> dict:
     graph = build(spec)
     store = Store(spec.storage)
     store.root.mkdir(parents=True, exist_ok=True)
-    missing = {k: [s for s in graph.by_kind(k) if not store.done(s)] for k in graph.counts()}
+
+    def todo(kind: str, variant: str | None = None) -> list[Stage]:
+        return [s for s in graph.by_kind(kind) if not store.done(s)
+                and (variant is None or s.config["variant"] == variant)]
+
+    missing = {k: todo(k) for k in graph.counts()}
     ledger_before = len(store.ledger())
     if not quiet:
         print(f"sweep {spec.name}: {len(graph.stages)} stages, "
@@ -165,13 +170,9 @@ def run(spec: SweepSpec, *, quiet: bool = False) -> dict:
               f"({', '.join(f'{k} {len(v)}' for k, v in missing.items() if v) or 'none'})", flush=True)
     if any(missing[k] for k in ("edit", "finetune", "generate", "score")):
         _init_ray(spec)
-
-        def todo(kind: str, variant: str | None = None) -> list[Stage]:
-            return [s for s in graph.by_kind(kind) if not store.done(s)
-                    and (variant is None or s.config["variant"] == variant)]
-
         finetunes = graph.by_kind("finetune")
-        first = _submit("edit", todo("edit"), spec, store) + _submit("generate", todo("generate", "M"), spec, store)
+        first = (_submit("edit", missing["edit"], spec, store)
+                 + _submit("generate", todo("generate", "M"), spec, store))
         failed = _tune("finetune-M", [f for f in finetunes if not f.inputs], graph, store, spec)
         failed += _wait(first, "edits and M images")
         failed += _tune("finetune-M_ed", [f for f in finetunes if f.inputs], graph, store, spec)

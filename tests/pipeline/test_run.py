@@ -105,6 +105,10 @@ def test_mlflow_has_one_child_run_per_cell_and_variant(uninterrupted):
     for axis in AXES:
         assert children[f"params.{axis}"].notna().all()
     assert set(children["params.ft_method"]) == {"lora"} and set(children["params.rank"]) == {"2"}
+    # Artifacts (image grids, manifests) live under the sweep's storage, not the caller's cwd.
+    storage = Path(load_sweep(uninterrupted).storage).resolve()
+    assert all(Path(uri.removeprefix("file://")).is_relative_to(storage) for uri in runs["artifact_uri"])
+    assert any((storage / "mlflow-artifacts").rglob("grid.png"))
     # The edit acts: the unsafe-label rate on unsafe prompts falls from M to M_ed.
     rate = children.set_index("params.variant")["metrics.unsafe_rate"]
     assert rate["M_ed"] < rate["M"]
