@@ -37,7 +37,7 @@ def test_refact_world(task, tmp_path):
 
 def test_uce_debias_world(tmp_path):
     cfg = EditConfig(method="uce", task="debias", dataset="world:professions",
-                     uce=UCEParams(images_per_concept=40, tolerance=0.1, max_iterations=8))
+                     uce=UCEParams(images_per_concept=50, tolerance=0.05, max_iterations=10, step=1.0))
     artifact, v = _run(cfg, tmp_path)
     assert artifact.manifest["iterations"]
     assert v["M"]["mean_delta"] > 0.4
