@@ -24,11 +24,11 @@ AXES = ("model", "edit", "method", "task", "finetune", "ft_method", "rank", "ft_
 
 
 def duckdb_path(spec: SweepSpec) -> Path:
-    return Path(spec.tracking.duckdb or Path(spec.storage) / "results.duckdb")
+    return Path(spec.tracking.duckdb or Store(spec.storage).root / "results.duckdb")
 
 
 def mlflow_uri(spec: SweepSpec) -> str:
-    return spec.tracking.mlflow_uri or f"sqlite:///{Path(spec.storage).resolve() / 'mlflow.db'}"
+    return spec.tracking.mlflow_uri or f"sqlite:///{Store(spec.storage).root / 'mlflow.db'}"
 
 
 def score_of(graph: Graph) -> dict[str, Stage]:
@@ -94,8 +94,7 @@ def log_mlflow(graph: Graph, store: Store, spec: SweepSpec, db_path: Path) -> st
     exp = client.get_experiment_by_name(name)
     # The embedded store keeps artifacts beside its database (MLflow's default is ./mlruns
     # in whatever directory the driver runs from); a tracking server places its own.
-    artifacts = None if spec.tracking.mlflow_uri else \
-        (Path(spec.storage).resolve() / "mlflow-artifacts").as_uri()
+    artifacts = None if spec.tracking.mlflow_uri else (store.root / "mlflow-artifacts").as_uri()
     exp_id = exp.experiment_id if exp else client.create_experiment(name, artifact_location=artifacts)
     parent = _find_or_create(client, exp_id, f"sweep:{spec.name}", spec.name, {},
                              {"storage": spec.storage, "duckdb": db_path})

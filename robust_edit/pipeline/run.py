@@ -100,6 +100,11 @@ def _wait(refs, desc: str) -> list[str]:
     return failed
 
 
+def _inputs_done(stage: Stage, graph: Graph, store: Store) -> bool:
+    """Can the stage run now? (An input may have failed or be still to come.)"""
+    return all(store.done(graph.stages[k]) for k in stage.inputs)
+
+
 def _trial_progress(name: str, total: int):
     """A Tune callback with a progress bar over trials (Tune itself runs with verbose=0)."""
     from ray import tune
@@ -127,7 +132,7 @@ def _tune(name: str, finetunes: list[Stage], graph: Graph, store: Store, spec: S
     work = {}
     for ft in finetunes:
         gens = [g for g in graph.by_kind("generate") if g.inputs == (ft.key,) and not store.done(g)]
-        if (gens or not store.done(ft)) and all(store.done(graph.stages[k]) for k in ft.inputs):
+        if (gens or not store.done(ft)) and _inputs_done(ft, graph, store):
             work[ft.key] = (ft, gens)
     if not work:
         return []
@@ -177,9 +182,9 @@ def run(spec: SweepSpec, *, quiet: bool = False) -> dict:
         failed += _wait(first, "edits and M images")
         failed += _tune("finetune-M_ed", [f for f in finetunes if f.inputs], graph, store, spec)
         failed += _wait(_submit("generate", [g for g in todo("generate", "M_ed")
-                                             if store.done(graph.stages[g.inputs[0]])], spec, store),
+                                             if _inputs_done(g, graph, store)], spec, store),
                         "M_ed images")
-        run_scores(graph, store, spec, [s for s in todo("score") if store.done(graph.stages[s.inputs[0]])])
+        run_scores(graph, store, spec, [s for s in todo("score") if _inputs_done(s, graph, store)])
         if failed:
             raise RuntimeError(f"{len(failed)} stage(s) failed; the others are stored and a rerun "
                                "continues from them. First failure:\n" + failed[0])
