@@ -132,11 +132,13 @@ def covariance(text_encoder, tokenizer, fc2: torch.nn.Linear, corpus: Sequence[s
 
 def cached_covariance(text_encoder, tokenizer, fc2, corpus: Sequence[str], corpus_id: str,
                       cache_dir: Path) -> tuple[torch.Tensor, str]:
-    """The covariance, from `cache_dir` when computed before for the same content key."""
+    """The covariance, from `cache_dir` when computed before for the same content key
+    (encoder weights, the MLP's module name, corpus)."""
     from safetensors.torch import load_file, save_file
 
     corpus_hash = hashlib.sha256("\n".join(corpus).encode()).hexdigest()[:16]
-    key = hashlib.sha256(json.dumps([weights_hash(text_encoder), fc2.in_features, corpus_id,
+    module = next(name for name, m in text_encoder.named_modules() if m is fc2)
+    key = hashlib.sha256(json.dumps([weights_hash(text_encoder), module, corpus_id,
                                      corpus_hash]).encode()).hexdigest()[:24]
     path = Path(cache_dir) / f"refact-cov-{key}.safetensors"
     if path.exists():

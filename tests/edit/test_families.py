@@ -67,6 +67,17 @@ def test_refact_edits_both_sdxl_text_encoders_rank_one(objective):
     assert all(s.p_new > s.p_new_start + 0.2 for s in log), log
 
 
+def test_refact_covariance_cache_is_keyed_by_layer(tmp_path):
+    pipe, family = tiny_sdxl(), FAMILIES["sdxl"]
+    te, tok = pipe.text_encoder, pipe.tokenizer
+    corpus = ["a red cat", "a blue dog on a white background", "the king"]
+    for layer in (0, 1):  # same width, one cache folder: each layer gets its own statistics
+        fc2 = refact.mlp(te, family, layer)[1]
+        C, _ = refact.cached_covariance(te, tok, fc2, corpus, "test", tmp_path)
+        assert torch.allclose(C, refact.covariance(te, tok, fc2, corpus))
+    assert len(list(tmp_path.glob("refact-cov-*.safetensors"))) == 2
+
+
 def test_refact_token_objective_reads_subject_to_eos_aligned():
     pipe = tiny_sdxl()
     te, tok = pipe.text_encoder, pipe.tokenizer
