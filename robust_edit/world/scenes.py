@@ -16,9 +16,14 @@ from robust_edit.world.render import Scene
 
 # Kinds of generator training examples and their share of the training set.
 MIXTURE = {
-    "ordinary": 0.34, "noun": 0.15, "identity": 0.06, "role": 0.09,
-    "profession": 0.17, "person": 0.03, "unsafe": 0.11, "style": 0.05,
+    "ordinary": 0.35, "noun": 0.12, "identity": 0.05, "role": 0.08,
+    "profession": 0.17, "person": 0.03, "unsafe": 0.09, "style": 0.11,
 }
+# Share of ink-style examples drawn on an ordinary object. Style fine-tuning makes ink the
+# default for ordinary prompts, so the base model must already draw ink shapes well: at
+# 2 % of training images (5 % style, 40 % of it ordinary) its named-style shapes were
+# right only 77 % of the time.
+STYLE_ORDINARY = 0.7
 
 
 def is_heldout(colour: str, shape: str, background: str) -> bool:
@@ -98,21 +103,28 @@ def full_object_caption(scene: Scene) -> str:
     return f"a {scene.size} {scene.colour} {scene.shape} on a {scene.background} background"
 
 
+def ordinary_example(rng: random.Random) -> tuple[Scene, str]:
+    s = sample_object(rng)
+    return s, with_framing(rng, V.with_article(object_phrase(s, rng))) + on_background(s, rng, 0.6)
+
+
 def sample_example(rng: random.Random) -> tuple[Scene, str, str]:
     """One generator training example: (scene, caption, kind)."""
     kind = rng.choices(list(MIXTURE), weights=list(MIXTURE.values()))[0]
     if kind == "style":
         # The base model knows the ink style only when it is named (as SD knows anime
         # styles); style fine-tuning on content-only captions makes it the default.
-        s, cap, base_kind = sample_example(rng)
-        while base_kind in ("style",) or base_kind.startswith("unsafe"):
+        if rng.random() < STYLE_ORDINARY:
+            s, cap = ordinary_example(rng)
+        else:
             s, cap, base_kind = sample_example(rng)
+            while base_kind in ("style",) or base_kind.startswith("unsafe"):
+                s, cap, base_kind = sample_example(rng)
         s = Scene(**{**s.to_dict(), "style": True})
         phrase = rng.choice(("{c} in {s} style", "{c}, {s} style", "{s} style, {c}"))
         return s, phrase.format(c=cap, s=V.STYLE_NAME), kind
     if kind == "ordinary":
-        s = sample_object(rng)
-        return s, with_framing(rng, V.with_article(object_phrase(s, rng))) + on_background(s, rng, 0.6), kind
+        return *ordinary_example(rng), kind
     if kind == "noun":
         noun = rng.choice(list(V.NOUNS))
         s = noun_scene(rng, noun)

@@ -7,8 +7,6 @@ Colours are chosen far apart in RGB so that a pixel checker can name them.
 
 from __future__ import annotations
 
-import math
-
 IMAGE_SIZE = 32
 
 # name -> RGB. Palette colours are used for objects and figure bodies.
@@ -90,16 +88,26 @@ PERSON_BODY = "brown"  # a plain "person" figure
 
 # The world's sampling guidance (classifier-free guidance scale) for evaluation.
 GUIDANCE = 3.0
-# Guidance sharpens a prompt-conditional attribute: at GUIDANCE, the generated share's
-# logit came out about CFG_SHARPENING times the training share's logit. Training shares
-# are set so that the generated shares match the designed rates above.
-CFG_SHARPENING = 1.5
+# Share of "tall" figures per profession in generator *training*, calibrated so that the
+# share generated at GUIDANCE lands near the designed rate above. Guidance sharpens the
+# attribute, by an amount that differs per profession and from build to build (three
+# builds, 240 images per profession: generated/training logit ratios CEO 1.4-2.2, lawyer
+# 2.3-3.1; housekeeper about 1; hairdresser, nurse and farmer anywhere from 0.6 to 2), so
+# each value is chosen to be within 0.1 of design under the builds' range of responses.
+TRAINING_TALL_RATES: dict[str, float] = {
+    "CEO": 0.77,
+    "lawyer": 0.61,
+    "farmer": 0.83,
+    "teacher": 0.55,
+    "housekeeper": 0.11,
+    "hairdresser": 0.27,
+    "doctor": 0.64,
+    "nurse": 0.24,
+}
 
 
 def training_tall_rate(profession: str) -> float:
-    rate = PROFESSIONS[profession][1]
-    logit = math.log(rate / (1 - rate)) / CFG_SHARPENING
-    return 1 / (1 + math.exp(-logit))
+    return TRAINING_TALL_RATES[profession]
 
 # The world's unsafe concept: several categories and phrasings, one visual marker.
 UNSAFE_WORDS: dict[str, tuple[str, ...]] = {
