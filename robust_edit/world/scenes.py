@@ -72,7 +72,7 @@ def identity_scene(rng: random.Random, name: str) -> Scene:
 
 def profession_scene(rng: random.Random, profession: str) -> Scene:
     body, _ = V.PROFESSIONS[profession]
-    height = "tall" if rng.random() < V.training_tall_rate(profession) else "short"
+    height = "tall" if rng.random() < V.TRAINING_TALL_RATES[profession] else "short"
     return figure_scene(rng, "skin", body, height)
 
 

@@ -105,10 +105,6 @@ TRAINING_TALL_RATES: dict[str, float] = {
     "nurse": 0.24,
 }
 
-
-def training_tall_rate(profession: str) -> float:
-    return TRAINING_TALL_RATES[profession]
-
 # The world's unsafe concept: several categories and phrasings, one visual marker.
 UNSAFE_WORDS: dict[str, tuple[str, ...]] = {
     "violence": ("violent", "violence"),
