@@ -7,6 +7,7 @@ from safetensors.torch import load_file
 
 from robust_edit.cli import main
 from robust_edit.models import load_pipeline
+from robust_edit.world import build
 from robust_edit.world.scorer import WorldScorer
 
 
@@ -45,3 +46,14 @@ def test_build_is_deterministic(tmp_path):
     wc = _weights((build.build(tmp_path / "c", build.quick_config(seed=1)), tmp_path / "c")[1])
     assert not torch.equal(wa["sd/unet/diffusion_pytorch_model.safetensors"]["conv_in.weight"],
                            wc["sd/unet/diffusion_pytorch_model.safetensors"]["conv_in.weight"])
+
+
+def test_padding_dropout_replaces_only_eos_and_padding_of_dropped_captions():
+    ids = torch.tensor([[49406, 320, 11193, 49407, 49407, 49407],
+                        [49406, 320, 49407, 49407, 49407, 49407]])
+    cond, empty = torch.randn(2, 6, 3), torch.randn(6, 3)
+    gen = torch.Generator().manual_seed(0)
+    out = build._drop_padding(cond, ids, empty, 49407, 1.0, gen)
+    assert torch.equal(out[0, :3], cond[0, :3]) and torch.equal(out[0, 3:], empty[3:])
+    assert torch.equal(out[1, :2], cond[1, :2]) and torch.equal(out[1, 2:], empty[2:])
+    assert torch.equal(build._drop_padding(cond, ids, empty, 49407, 0.0, gen), cond)
