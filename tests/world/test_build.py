@@ -34,7 +34,6 @@ def test_quick_build_writes_loadable_world(tmp_path, capsys):
 
 
 def test_build_is_deterministic(tmp_path):
-
     build.build(tmp_path / "a", build.quick_config())
     build.build(tmp_path / "b", build.quick_config())
     wa, wb = _weights(tmp_path / "a"), _weights(tmp_path / "b")
