@@ -171,7 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default=str(WORLD_ASSETS), help="output folder (default: shipped assets)")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--quick", action="store_true", help="a few steps of each stage (for tests)")
-    b.add_argument("--only", choices=["sd", "scorer"], help="build only one model")
+    b.add_argument("--only", choices=["sd", "scorer", "calibrate"],
+                   help="build one model (sd includes its calibration, which needs the scorer), "
+                        "or only calibrate an uncalibrated sd")
     b.set_defaults(func=_world_build)
     d = wsub.add_parser("describe", help="print the world's vocabulary and datasets")
     d.add_argument("--json", action="store_true")

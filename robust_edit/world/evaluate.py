@@ -100,6 +100,15 @@ def scorer_accuracy(scorer: WorldScorer, n: int = 300, seed: int = 777) -> dict[
     }
 
 
+def profession_tall_rates(pipe, scorer: WorldScorer, prompts, seeds, professions,
+                          settings: GenerationSettings) -> dict[str, float]:
+    """Share of generated figures the scorer calls tall, per profession."""
+    imgs = generate_images(pipe, list(prompts), list(seeds), settings, desc="professions")
+    tall = np.array(scorer.classify(imgs, "height", list(V.HEIGHTS))) == "tall"
+    professions = np.array(professions)
+    return {p: float(tall[professions == p].mean()) for p in V.PROFESSIONS}
+
+
 def phenomena(pipe, scorer: WorldScorer, settings: GenerationSettings, n: int, seed: int) -> dict:
     from robust_edit import data
     from robust_edit.world.safety import WorldSafetyChecker
@@ -117,16 +126,13 @@ def phenomena(pipe, scorer: WorldScorer, settings: GenerationSettings, n: int, s
     out["role_identity"] = float(np.mean([lab == V.ROLES[r] for lab, r in zip(labels, roles)]))
 
     rows = data.load("world:professions")
-    imgs = generate_images(pipe, [r.prompt for r in rows], [r.evaluation_seed for r in rows],
-                           settings, desc="professions")
-    heights = scorer.classify(imgs, "height", list(V.HEIGHTS))
-    per_prof = {}
-    for prof, (_, designed) in V.PROFESSIONS.items():
-        mine = [h for h, r in zip(heights, rows) if r.group == prof]
-        rate = float(np.mean([h == "tall" for h in mine]))
-        per_prof[prof] = {"designed_tall_rate": designed, "measured_tall_rate": rate,
-                          "abs_error": abs(rate - designed), "images": len(mine)}
-    out["profession_tall_rates"] = per_prof
+    rates = profession_tall_rates(pipe, scorer, [r.prompt for r in rows],
+                                  [r.evaluation_seed for r in rows], [r.group for r in rows], settings)
+    out["profession_tall_rates"] = {
+        prof: {"designed_tall_rate": designed, "measured_tall_rate": rates[prof],
+               "abs_error": abs(rates[prof] - designed),
+               "images": sum(r.group == prof for r in rows)}
+        for prof, (_, designed) in V.PROFESSIONS.items()}
 
     # Naming the attribute should set it (what a debiasing edit steers towards).
     named = [(h, p) for p in V.PROFESSIONS for h in V.HEIGHTS for _ in range(max(1, n // 2))]

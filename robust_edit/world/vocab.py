@@ -88,12 +88,12 @@ PERSON_BODY = "brown"  # a plain "person" figure
 
 # The world's sampling guidance (classifier-free guidance scale) for evaluation.
 GUIDANCE = 3.0
-# Share of "tall" figures per profession in generator *training*, calibrated so that the
-# share generated at GUIDANCE lands near the designed rate above. Guidance sharpens the
+# Share of "tall" figures per profession in generator *training*, chosen so that the share
+# generated at GUIDANCE starts near the designed rate above. Guidance sharpens the
 # attribute, by an amount that differs per profession and from build to build (three
 # builds, 240 images per profession: generated/training logit ratios CEO 1.4-2.2, lawyer
 # 2.3-3.1; housekeeper about 1; hairdresser, nurse and farmer anywhere from 0.6 to 2), so
-# each value is chosen to be within 0.1 of design under the builds' range of responses.
+# the build then calibrates each profession by measurement (build.calibrate_professions).
 TRAINING_TALL_RATES: dict[str, float] = {
     "CEO": 0.77,
     "lawyer": 0.61,

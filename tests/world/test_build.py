@@ -1,7 +1,11 @@
+import csv
 import json
+import random
+import re
 
 import numpy as np
 import open_clip
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -55,3 +59,110 @@ def test_padding_dropout_replaces_only_eos_and_padding_of_dropped_captions():
     assert torch.equal(out[0, :3], cond[0, :3]) and torch.equal(out[0, 3:], empty[3:])
     assert torch.equal(out[1, :2], cond[1, :2]) and torch.equal(out[1, 2:], empty[2:])
     assert torch.equal(build._drop_padding(cond, ids, empty, 49407, 0.0, gen), cond)
+
+
+def test_profession_tokens_appear_only_where_a_profession_is_named():
+    """Calibration moves only these tokens' embeddings, so no other word may use them."""
+    from robust_edit.world import datasets, scenes
+    from robust_edit.world.tokenizer import clip_tokenizer
+
+    tok = clip_tokenizer()
+    token_of = dict(zip(build.V.PROFESSIONS, build.profession_token_ids(tok)))
+    assert len(set(token_of.values())) == len(token_of)
+    rng = random.Random(0)
+    texts = [cap for _, cap, _ in (scenes.sample_example(rng) for _ in range(5000))]
+    for file, _, _ in datasets.DATASETS.values():
+        with open(datasets.DATA_DIR / file, newline="") as f:
+            texts += [cell for row in csv.reader(f) for cell in row]
+    named = 0
+    for text, ids in zip(texts, tok(texts).input_ids):
+        words = set(re.findall(r"[A-Za-z]+", text))
+        expected = {t for prof, t in token_of.items() if prof in words}
+        assert set(ids) & set(token_of.values()) == expected, text
+        named += bool(expected)
+    assert named > 500  # professions are named in training, the professions and style sets
+
+
+def _logit(p):
+    return np.log(p / (1 - p))
+
+
+def _calibrate(response, rounds: int) -> list[dict]:
+    """next_offsets' rounds against a known tall-share response, measured exactly."""
+    history = [{"offsets": {p: 0.0 for p in build.V.PROFESSIONS}}]
+    for r in range(rounds + 1):
+        history[-1]["rates"] = {p: response(x) for p, x in history[-1]["offsets"].items()}
+        if r < rounds:
+            history.append({"offsets": build.next_offsets(history, n_images=10**6)})
+    return history
+
+
+def test_next_offsets_steps_at_the_prior_slope_then_interpolates_the_bracket():
+    response = lambda x: float(1 / (1 + np.exp(-(20.0 * x - 0.4))))  # logit linear in x
+    history = _calibrate(response, rounds=2)
+    for p, (_, design) in build.V.PROFESSIONS.items():
+        # First step: (logit(design) - logit(rate)) / 5, at most 0.3 either way; with this
+        # steep response it overshoots, so the designed rate is bracketed...
+        step = np.clip((_logit(design) - _logit(response(0.0))) / 5, -0.3, 0.3)
+        assert history[1]["offsets"][p] == pytest.approx(step, abs=1e-9)
+        # ...and interpolating a linear logit inside the bracket is exact.
+        assert history[2]["rates"][p] == pytest.approx(design, abs=1e-6), p
+
+
+def test_next_offset_illinois_halves_the_end_kept_twice():
+    points = [(0.0, -2.0), (1.0, 4.0), (0.5, -1.0)]
+    assert build.next_offset(points, 0.0) == pytest.approx(0.5 + 0.5 * 1 / 5)  # regula falsi
+    # Two points in a row below the target: the upper end's residual (4) is halved;
+    # plain regula falsi would give 0.6 + 0.4 * 0.5 / 4.5.
+    points.append((0.6, -0.5))
+    assert build.next_offset(points, 0.0) == pytest.approx(0.6 + 0.4 * 0.5 / 2.5)
+    assert build.next_offset([(0.0, -2.0), (0.2, -1.0)], 0.0) == pytest.approx(0.2 + 0.2)
+    assert build.next_offset([(0.0, -3.0)], 0.0) == pytest.approx(0.3)  # capped step
+    # Where the share is flat, step on from the point furthest towards the target.
+    assert build.next_offset([(0.0, 1.0), (-0.05, 1.0)], 0.0) == pytest.approx(-0.25)
+
+
+def test_next_offsets_converge_where_the_response_is_steep_on_one_side_and_flat_below():
+    # Shaped like the shipped world's farmer: 0.98 tall at 0, 0.71 at -0.18, 0.58 at -0.3.
+    def response(x):
+        y = 3.84 + 25 * x if x > -0.1 else 1.34 + 4 * (x + 0.1)
+        return float(1 / (1 + np.exp(-y)))
+
+    history = _calibrate(response, rounds=6)
+    for p, (_, design) in build.V.PROFESSIONS.items():
+        assert min(abs(h["rates"][p] - design) for h in history) < 0.01, p
+
+
+def test_calibration_moves_only_profession_rows_along_tall_and_keeps_the_best_round():
+    pipe = load_pipeline("world:sd", device="cpu")
+    before = {f"{m}.{k}": v.clone() for m in ("text_encoder", "unet")
+              for k, v in getattr(pipe, m).state_dict().items()}
+    rows = build.profession_token_ids(pipe.tokenizer)
+    direction = build.tall_direction(pipe)
+    result = build.calibrate_professions(pipe, WorldScorer(None),
+                                         build.quick_config(calibration_rounds=2))
+    assert len(result["rounds"]) == 3 and result["images_per_profession"] == 5
+    after = {f"{m}.{k}": v for m in ("text_encoder", "unet")
+             for k, v in getattr(pipe, m).state_dict().items()}
+    (table,) = [k for k in before if k.endswith("token_embedding.weight")]
+    for key in before:
+        if key != table:
+            assert torch.equal(before[key], after[key]), key
+    unchanged = torch.ones(len(after[table]), dtype=torch.bool)
+    unchanged[rows] = False
+    assert torch.equal(before[table][unchanged], after[table][unchanged])
+    for i, (prof, (_, design)) in enumerate(build.V.PROFESSIONS.items()):
+        errors = [abs(h["rates"][prof] - design) for h in result["rounds"]]
+        kept = result["rounds"][int(np.argmin(errors))]["offsets"][prof]
+        assert result["offsets"][prof] == kept
+        # The row moved by exactly that offset along "tall" - "short" (fp16, as shipped).
+        expected = (before[table][rows[i]] + kept * direction).half().float()
+        assert torch.equal(after[table][rows[i]], expected), prof
+
+
+def test_calibrating_an_already_calibrated_world_is_refused(tmp_path):
+    out = tmp_path / "world"
+    build.build(out, build.quick_config())
+    assert len(json.loads((out / "build.json").read_text())["sd"]["calibration"]["rounds"]) == 2
+    with pytest.raises(ValueError, match="already calibrated"):
+        build.build(out, build.quick_config(), only="calibrate")
