@@ -396,11 +396,12 @@ def build(out: Path, cfg: BuildConfig = BuildConfig(), *, only: str | None = Non
     records = json.loads(path.read_text()) if only and path.exists() else {}
     calibration = None
     if only in (None, "sd", "calibrate"):
-        if only == "calibrate" and "sd" not in records:
-            raise FileNotFoundError(f"no sd record in {path}: build the SD model first (--only sd)")
-        if only == "calibrate" and "calibration" in records["sd"]:
-            raise ValueError(f"{out / 'sd'} is already calibrated (build.json); calibrating "
-                             "twice is not what `world build` does: rebuild with --only sd")
+        if only == "calibrate":
+            if "sd" not in records:
+                raise FileNotFoundError(f"no sd record in {path}: build the SD model first (--only sd)")
+            if "calibration" in records["sd"]:
+                raise ValueError(f"{out / 'sd'} is already calibrated (build.json); calibrating "
+                                 "twice is not what `world build` does: rebuild with --only sd")
         t3 = time.time()
         pipe = load_pipeline(str(out / "sd"), device="cpu")
         calibration = calibrate_professions(pipe, world_scorer.WorldScorer(out / "scorer"), cfg)
