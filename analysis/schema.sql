@@ -26,5 +26,6 @@ CREATE TABLE IF NOT EXISTS results (
     source_key VARCHAR,     -- content key of the variant's model (edit / fine-tune stage)
     settings VARCHAR,       -- JSON generation settings (steps, guidance, ...)
     git_commit VARCHAR,
+    lock_sha256 VARCHAR,    -- requirements.lock's sha256 ('+drift': the venv was not its pins)
     versions VARCHAR        -- JSON package versions
 );

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from robust_edit.extras import MissingExtra
 from robust_edit.world.vocab import GUIDANCE as WORLD_GUIDANCE
 
 
@@ -268,7 +269,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, MissingExtra) as err:
         print(f"robust-edit: error: {err}", file=sys.stderr)
         sys.exit(2)
 

@@ -290,11 +290,10 @@ def check_runtime(spec: SweepSpec) -> None:
     if not probe.is_dir() or not os.access(probe, os.W_OK):
         raise ValueError(f"storage {spec.storage!r}: {probe} is not a writable directory; "
                          "choose a path you can write to")
+    from robust_edit.finetune.data import check
+
     for f in spec.finetunes:
-        local = not (f.dataset.startswith(("world:", "hf:")) or "://" in f.dataset)
-        if local and not Path(f.dataset).is_dir():
-            raise ValueError(f"finetunes[{f.name}].dataset {f.dataset!r}: no such folder here; "
-                             "give an image folder with metadata.csv, or 'hf:<dataset id>'")
+        check(f.dataset, f"finetunes[{f.name}].dataset")
 
 
 def load_sweep(path) -> SweepSpec:

@@ -40,10 +40,12 @@ def run(cfg: FinetuneConfig, model_ref: str, out: Path, *, edit_artifact: Path |
     """Fine-tune and return the run manifest (also written to out/manifest.json).
     `on_checkpoint(step, folder)` is called after each checkpoint is written."""
     from robust_edit.edit.artifact import EditArtifact, base_hash
+    from robust_edit.finetune.data import check as check_data
     from robust_edit.finetune.data import load as load_data
     from robust_edit.models import family_of, load_pipeline
     from robust_edit.provenance import git_commit, package_versions
 
+    check_data(cfg.dataset)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if (out / MANIFEST).exists():

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from robust_edit import extras
+
 TEXT_COLUMNS = ("text", "caption", "prompt")
 
 
@@ -90,7 +92,7 @@ def _folder(path: Path, resolution: int) -> ImageCaptions:
 
 
 def _hub(ref: str, resolution: int) -> ImageCaptions:
-    import datasets  # only on machines that reach the hub
+    datasets = extras.require("datasets", f"dataset {ref!r}")
 
     name, _, split = ref.removeprefix("hf:").partition(":")
     ds = datasets.load_dataset(name, split=split or "train")
@@ -99,6 +101,16 @@ def _hub(ref: str, resolution: int) -> ImageCaptions:
         raise ValueError(f"dataset {ref!r}: needs an 'image' column and one of {TEXT_COLUMNS}; "
                          f"has {ds.column_names}")
     return ImageCaptions(np.stack([_fit(x, resolution) for x in ds["image"]]), list(ds[column]), ref)
+
+
+def check(ref: str, field: str = "dataset") -> None:
+    """What can be known of a dataset reference before any compute: the package it needs is
+    installed, the folder it names exists."""
+    if ref.startswith("hf:"):
+        extras.check("datasets", f"{field} {ref!r}")
+    elif not (ref.startswith("world:") or "://" in ref or Path(ref).is_dir()):
+        raise ValueError(f"{field} {ref!r}: no such folder here; give an image folder with "
+                         "metadata.csv, or 'hf:<dataset id>'")
 
 
 def load(ref: str, resolution: int) -> ImageCaptions:

@@ -52,11 +52,13 @@ def build_database(graph: Graph, store: Store, spec: SweepSpec) -> Path:
                 SELECT ? AS sweep, ? AS cell, {", ".join(f"? AS {a}" for a in AXES)}, ? AS variant,
                        i.item, i.kind, i.grp, i.prompt, i.seed, i.texts, i.target,
                        s.metric, s.label, s.value, ? AS scorer, ? AS generate_key,
-                       ? AS source_key, ? AS settings, ? AS git_commit, ? AS versions
+                       ? AS source_key, ? AS settings, ? AS git_commit, ? AS lock_sha256,
+                       ? AS versions
                 FROM read_parquet(?) i JOIN read_parquet(?) s USING (item)""",
                 [spec.name, cell["cell"], *[cell[a] for a in AXES], variant,
                  spec.evaluation.scorer, gen_key, gen.inputs[0], json.dumps(info["settings"]),
-                 info["git_commit"], json.dumps(info["versions"]),
+                 info["git_commit"], info["versions"].get("requirements.lock"),
+                 json.dumps(info["versions"]),
                  str(store.dir(gen) / IMAGES), str(store.dir(scores[gen_key]) / SCORES)])
     db.close()
     os.replace(tmp, path)
