@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from robust_edit.atomic import write_atomic
 from robust_edit.extras import MissingExtra
 from robust_edit.world.vocab import GUIDANCE as WORLD_GUIDANCE
 
@@ -122,9 +123,7 @@ def _edit(args) -> None:
 
         report = evaluate_edit(cfg, {"M": load_pipeline(args.model), "M_ed": edited},
                                seeds=args.seeds)
-        tmp = folder / "evaluation.json.tmp"
-        tmp.write_text(json.dumps(report, indent=2))
-        tmp.replace(folder / "evaluation.json")
+        write_atomic(folder / "evaluation.json", json.dumps(report, indent=2))
         print(json.dumps(report["variants"], indent=2))
 
 

@@ -14,6 +14,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from robust_edit.atomic import write_atomic
+from robust_edit.cache import cache_root
+
 _ROOT = Path(__file__).resolve().parent.parent
 _UCE = "https://raw.githubusercontent.com/rohitgandikota/unified-concept-editing/main/data/"
 _ROAD = "https://raw.githubusercontent.com/technion-cs-nlp/ReFACT/main/road/"
@@ -77,10 +80,6 @@ def shared_data_dir() -> Path:
     return Path(os.environ.get("ROBUST_EDIT_DATA", _ROOT.parent / "shared" / "data"))
 
 
-def _cache_dir() -> Path:
-    return Path(os.environ.get("ROBUST_EDIT_CACHE", Path.home() / ".cache" / "robust-edit"))
-
-
 def locate(ref: str) -> tuple[str, Path]:
     """A dataset reference -> (format, local CSV path), fetching real data when needed."""
     fmt = dataset_format(ref)
@@ -92,12 +91,9 @@ def locate(ref: str) -> tuple[str, Path]:
     local = shared_data_dir() / rel
     if local.exists():
         return fmt, local
-    cached = _cache_dir() / "data" / rel
-    if not cached.exists():
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(".part")
-        urllib.request.urlretrieve(url, tmp)  # public CSV, no code executed
-        tmp.replace(cached)
+    cached = cache_root() / "data" / rel
+    if not cached.exists():  # a public CSV, no code executed
+        write_atomic(cached, lambda tmp: urllib.request.urlretrieve(url, tmp))
     return fmt, cached
 
 

@@ -7,7 +7,6 @@ the j-th image of a prompt), so an image does not depend on batch size or batch 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from robust_edit.atomic import write_atomic
 from robust_edit.data import read_rows, require_columns
 from robust_edit.provenance import git_commit, package_versions
 
@@ -77,7 +77,5 @@ def generate_csv(model_ref: str, prompts_csv: Path, out: Path, settings: Generat
         "git_commit": git_commit(),
         "images": [{"prompt": p, "seed": s, "file": n} for p, s, n in zip(prompts, seeds, names)],
     }
-    tmp = out / "manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2))
-    os.replace(tmp, out / "manifest.json")
+    write_atomic(out / "manifest.json", json.dumps(manifest, indent=2))
     return manifest

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -100,6 +101,20 @@ def resolve(ref: str) -> str:
         "nor a hub id 'org/name'")
 
 
+@cache
+def hub_revision(hub_id: str) -> str:
+    """The commit a hub id resolves to now: asked of the hub, else the one the local
+    Hugging Face cache holds for `main`, else 'unresolved' (nothing can be loaded then)."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    try:
+        return HfApi().model_info(hub_id, timeout=10).sha
+    except Exception:  # offline, or no such model: fall back to the local cache
+        main = Path(HF_HUB_CACHE) / f"models--{hub_id.replace('/', '--')}" / "refs" / "main"
+        return main.read_text().strip() if main.exists() else "unresolved"
+
+
 def family_of(ref: str) -> Family:
     """The architecture family of a reference, read from model_index.json where local."""
     if ref in KNOWN_HUB_MODELS:
@@ -129,7 +144,10 @@ def load_pipeline(ref: str, *, dtype: torch.dtype = torch.float32, device: str |
     kwargs: dict = {"dtype": dtype}
     if family.name == "sd" and not safety_checker:
         kwargs.update(safety_checker=None, requires_safety_checker=False)
-    pipe = pipeline_cls.from_pretrained(resolve(ref), use_safetensors=True, **kwargs)
+    target = resolve(ref)
+    if not Path(target).exists() and hub_revision(target) != "unresolved":
+        kwargs["revision"] = hub_revision(target)  # a hub id: the revision stages were keyed with
+    pipe = pipeline_cls.from_pretrained(target, use_safetensors=True, **kwargs)
     if safety_checker and ref.startswith("world:"):
         from robust_edit.world.safety import attach_world_safety_checker
         attach_world_safety_checker(pipe)

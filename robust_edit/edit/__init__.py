@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from robust_edit.cache import cache_root
 from robust_edit.config import EditConfig
 from robust_edit.edit.artifact import EditArtifact, base_hash
 
@@ -25,7 +26,7 @@ METHODS = {"uce": _uce, "refact": _refact}
 
 
 def default_cache_dir() -> Path:
-    return Path.home() / ".cache" / "robust-edit" / "edit"
+    return cache_root() / "edit"
 
 
 def run(cfg: EditConfig, model_ref: str, *, pipe=None, cache_dir: Path | None = None,

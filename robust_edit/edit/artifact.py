@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from robust_edit.atomic import write_atomic
 
 WEIGHTS = "edit.safetensors"
 MANIFEST = "edit.json"
@@ -55,19 +54,11 @@ class EditArtifact:
         """Write atomically: a temporary sibling folder renamed into place."""
         from safetensors.torch import save_file
 
-        folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-        try:
+        def write(tmp: Path) -> None:
             save_file({k: v.contiguous() for k, v in self.tensors.items()}, str(tmp / WEIGHTS))
             (tmp / MANIFEST).write_text(json.dumps(self.manifest, indent=2, default=str))
-            if folder.exists():
-                shutil.rmtree(folder)
-            os.replace(tmp, folder)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp)
-        return folder
+
+        return write_atomic(Path(folder), write, folder=True)
 
     @classmethod
     def load(cls, folder: Path) -> "EditArtifact":

@@ -28,6 +28,7 @@ from typing import Literal
 import torch
 from tqdm.auto import tqdm
 
+from robust_edit.atomic import write_atomic
 from robust_edit.models import Family
 
 TEMPLATES = (
@@ -144,10 +145,8 @@ def cached_covariance(text_encoder, tokenizer, fc2, corpus: Sequence[str], corpu
     if path.exists():
         return load_file(str(path))["C"], key
     C = covariance(text_encoder, tokenizer, fc2, corpus)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file({"C": C}, str(tmp), metadata={"corpus_id": corpus_id, "n_texts": str(len(corpus))})
-    tmp.replace(path)
+    write_atomic(path, lambda tmp: save_file({"C": C}, str(tmp), metadata={
+        "corpus_id": corpus_id, "n_texts": str(len(corpus))}))
     return C, key
 
 

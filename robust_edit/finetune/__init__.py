@@ -8,12 +8,12 @@ ends with the method's output (a pipeline folder, or LoRA/DoRA adapters) and a m
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
 import torch
 
+from robust_edit.atomic import write_atomic
 from robust_edit.config import FinetuneConfig
 from robust_edit.finetune import dora, dreambooth, full, loop, lora
 
@@ -26,12 +26,6 @@ def resolution(pipe) -> int:
     if denoiser is not None:
         return denoiser.config.sample_size * pipe.vae_scale_factor
     return pipe.default_sample_size * pipe.vae_scale_factor
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
 
 
 def run(cfg: FinetuneConfig, model_ref: str, out: Path, *, edit_artifact: Path | None = None,
@@ -90,7 +84,7 @@ def run(cfg: FinetuneConfig, model_ref: str, out: Path, *, edit_artifact: Path |
         "seed": cfg.seed, "base_model": base, "edit": edit, "trainable_parameters": n_trainable,
         "versions": package_versions(), "git_commit": git_commit(), "status": "running",
     }
-    _write_json(out / MANIFEST, manifest)
+    write_atomic(out / MANIFEST, json.dumps(manifest, indent=2, default=str))
     t0 = time.time()
     latents = loop.encode_latents(pipe, data.images)
     losses = loop.train(pipe, family, params, cfg, latents, captions, out, prior=prior,
@@ -99,7 +93,7 @@ def run(cfg: FinetuneConfig, model_ref: str, out: Path, *, edit_artifact: Path |
                     checkpoints=loop.completed_checkpoints(out), losses=losses)
     if len(losses) >= cfg.steps:
         manifest.update(status="complete", outputs=method.finish(pipe, family, cfg, out))
-    _write_json(out / MANIFEST, manifest)
+    write_atomic(out / MANIFEST, json.dumps(manifest, indent=2, default=str))
     return manifest
 
 

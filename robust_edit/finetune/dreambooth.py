@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from robust_edit.atomic import write_atomic
 from robust_edit.finetune import full
 
 prepare = full.prepare
@@ -25,8 +26,9 @@ def class_images(pipe, prompt: str, n: int, cache_dir: Path, model_hash: str, se
         return np.load(path)
     images = generate_images(pipe, [prompt] * n, [seed + i for i in range(n)], settings,
                              desc=f"class images {prompt!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npy")
-    np.save(tmp, images)
-    tmp.replace(path)
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.save would append .npy to a name
+            np.save(f, images)
+
+    write_atomic(path, write)
     return images

@@ -11,9 +11,6 @@ weights as an uninterrupted run.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from robust_edit.atomic import write_atomic
 from robust_edit.models import Family
 
 CHECKPOINTS = "checkpoints"
@@ -128,19 +126,15 @@ def save_checkpoint(run_dir: Path, step: int, params: dict[str, torch.nn.Paramet
     """Trainable tensors (safetensors), optimizer state, generator state; renamed into place."""
     from safetensors.torch import save_file
 
-    final = checkpoint_dir(run_dir, step)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    save_file({k: v.detach().cpu().contiguous() for k, v in params.items()},
-              str(tmp / "trainable.safetensors"))
-    save_file({"generator": gen.get_state()}, str(tmp / "rng.safetensors"))
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    (tmp / "state.json").write_text(json.dumps({"step": step, "losses": losses}))
-    (tmp / DONE).write_text("")
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    return final
+    def write(tmp: Path) -> None:
+        save_file({k: v.detach().cpu().contiguous() for k, v in params.items()},
+                  str(tmp / "trainable.safetensors"))
+        save_file({"generator": gen.get_state()}, str(tmp / "rng.safetensors"))
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        (tmp / "state.json").write_text(json.dumps({"step": step, "losses": losses}))
+        (tmp / DONE).write_text("")
+
+    return write_atomic(checkpoint_dir(run_dir, step), write, folder=True)
 
 
 def load_trainable(path: Path, params: dict[str, torch.nn.Parameter]) -> None:

@@ -21,56 +21,45 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from robust_edit.config import EditConfig, FinetuneConfig, SweepSpec
+from robust_edit.cache import file_sha256
 
-# The modules whose source a stage kind's results depend on.
-CODE = {
-    "model": ("models.py",),
-    "edit": ("edit", "models.py", "data.py", "generate.py", "scorers"),
-    "finetune": ("finetune", "models.py", "edit/artifact.py"),
-    "generate": ("generate.py", "models.py", "finetune/__init__.py", "edit/artifact.py"),
-    "score": ("scorers", "edit/evaluate.py"),
-    "aggregate": ("pipeline", "analysis.py"),
-    "cell": (),
-}
 VARIANTS = ("M", "M_ed", "M_ft", "M_ed_ft")
+PACKAGE = Path(__file__).resolve().parent.parent
+# Which files are code or data a stage reads: the package's source, its SQL and its CSV
+# and JSON data. Model weights are keyed by content separately (model_fingerprint).
+CODE_SUFFIXES = (".py", ".sql", ".csv", ".json")
 
 
-@lru_cache(maxsize=None)
-def code_version(kind: str) -> str:
-    root = Path(__file__).resolve().parent.parent
+@cache
+def code_version() -> str:
+    """Every source file of the package and the analysis SQL: a change anywhere in what any
+    stage could import or read changes every key (safe; no hand-kept list to go stale)."""
     h = hashlib.sha256()
-    for entry in CODE[kind]:
-        path = root / entry
-        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
-        for f in files:
-            h.update(str(f.relative_to(root)).encode())
-            h.update(f.read_bytes())
+    for root in (PACKAGE, PACKAGE.parent / "analysis"):
+        for f in sorted(p for p in root.rglob("*") if p.suffix in CODE_SUFFIXES and p.is_file()
+                        and "__pycache__" not in p.parts):
+            h.update(str(f.relative_to(PACKAGE.parent)).encode() + b"\0" + f.read_bytes())
     return h.hexdigest()[:12]
 
 
 def model_fingerprint(ref: str) -> dict:
-    """What identifies a model's weights: a local folder's file contents (sizes and
-    modification times above 500 MB), or the hub id."""
-    from robust_edit.models import resolve
+    """What identifies a model's weights: a local folder's file contents, or a hub id with
+    the revision it resolves to."""
+    from robust_edit.models import hub_revision, resolve
 
     target = Path(resolve(ref))
     if not target.exists():
-        return {"ref": ref}
+        return {"hub": ref, "revision": hub_revision(ref)}
     files = sorted(p for p in target.rglob("*") if p.is_file())
-    big = sum(p.stat().st_size for p in files) > 500 * 2**20
-    h = hashlib.sha256()
-    for p in files:
-        h.update(str(p.relative_to(target)).encode())
-        h.update(f"{p.stat().st_size}:{p.stat().st_mtime_ns}".encode() if big else p.read_bytes())
-    return {"ref": ref, "files": h.hexdigest()[:16]}
+    return {"files": {str(p.relative_to(target)): file_sha256(p) for p in files}}
 
 
 def content_key(kind: str, config: dict, inputs: tuple[str, ...] = ()) -> str:
-    payload = json.dumps({"kind": kind, "config": config, "code": code_version(kind),
+    payload = json.dumps({"kind": kind, "config": config, "code": code_version(),
                           "inputs": list(inputs)}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
@@ -111,14 +100,18 @@ def adapter_rank(ft: FinetuneConfig) -> int | None:
     return ft.rank if ft.method in ("lora", "dora") else None
 
 
-def _edit_stage(model: str, edit: EditConfig) -> Stage:
-    cfg = {"model": model, "edit": edit.model_dump(mode="json")}
+# Names of edits and fine-tunes are labels: in result rows and the aggregate's tables, in
+# no other key, so renaming one recomputes only the aggregate.
+def _edit_stage(model: str, model_key: str, edit: EditConfig) -> Stage:
+    cfg = {"model": model, "model_key": model_key, "edit": edit.model_dump(mode="json", exclude={"name"})}
     return Stage("edit", content_key("edit", cfg), cfg, (),
                  {"model": model, "edit": edit.name, "method": edit.method, "task": edit.task})
 
 
-def _finetune_stage(model: str, ft: FinetuneConfig, name: str, edit: Stage | None) -> Stage:
-    cfg = {"model": model, "finetune": ft.model_dump(mode="json")}
+def _finetune_stage(model: str, model_key: str, ft: FinetuneConfig, name: str,
+                    edit: Stage | None) -> Stage:
+    cfg = {"model": model, "model_key": model_key,
+           "finetune": ft.model_dump(mode="json", exclude={"name"})}
     inputs = (edit.key,) if edit else ()
     return Stage("finetune", content_key("finetune", cfg, inputs), cfg, inputs,
                  {"model": model, "finetune": name, "ft_method": ft.method, "rank": adapter_rank(ft),
@@ -148,9 +141,10 @@ def build(spec: SweepSpec) -> Graph:
     evaluation = spec.evaluation.model_dump(mode="json")
     for model in spec.models:
         model_key = content_key("model", model_fingerprint(model))
-        edits = {e.name: g.add(_edit_stage(model, e)) for e in spec.edits}
+        edits = {e.name: g.add(_edit_stage(model, model_key, e)) for e in spec.edits}
         runs = [(f.name, cfg) for f in spec.finetunes for cfg in f.expand()]
-        ft_plain = {(n, c.rank, c.seed): g.add(_finetune_stage(model, c, n, None)) for n, c in runs}
+        ft_plain = {(n, c.rank, c.seed): g.add(_finetune_stage(model, model_key, c, n, None))
+                    for n, c in runs}
         for e in spec.edits:
             prompt_set = prompt_set_of(e)
 
@@ -166,7 +160,7 @@ def build(spec: SweepSpec) -> Graph:
             m_ed = generate("M_ed", edits[e.name].key, {"model": model, "edit": e.name})
             for n, c in runs:
                 ft = ft_plain[(n, c.rank, c.seed)]
-                ed_ft = g.add(_finetune_stage(model, c, n, edits[e.name]))
+                ed_ft = g.add(_finetune_stage(model, model_key, c, n, edits[e.name]))
                 labels = {"model": model, "finetune": n, "rank": adapter_rank(c), "ft_seed": c.seed}
                 m_ft = generate("M_ft", ft.key, labels)
                 m_ed_ft = generate("M_ed_ft", ed_ft.key, {**labels, "edit": e.name})
@@ -176,8 +170,10 @@ def build(spec: SweepSpec) -> Graph:
                                 "finetune": n, "ft_method": c.method, "rank": adapter_rank(c),
                                 "ft_seed": c.seed, "variants": variants})
     scores = tuple(sorted(s.key for s in g.by_kind("score")))
-    g.add(Stage("aggregate", content_key("aggregate", {"sweep": spec.name}, scores),
-                {"sweep": spec.name}, scores))
+    # The aggregate's tables print the names, so they are in its key.
+    names = {"sweep": spec.name, "cells": [{k: v for k, v in c.items() if k != "variants"}
+                                           for c in g.cells]}
+    g.add(Stage("aggregate", content_key("aggregate", names, scores), names, scores))
     return g
 
 

@@ -9,11 +9,11 @@ so a resumed or rerun sweep updates runs instead of duplicating them."""
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
 from robust_edit import analysis
+from robust_edit.atomic import write_atomic
 from robust_edit.config import SweepSpec
 from robust_edit.pipeline.graph import Graph, Stage
 from robust_edit.pipeline.stages import IMAGES, SCORES, grid
@@ -37,32 +37,30 @@ def score_of(graph: Graph) -> dict[str, Stage]:
 
 
 def build_database(graph: Graph, store: Store, spec: SweepSpec) -> Path:
-    path = duckdb_path(spec)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
-    db = analysis.connect(tmp)
     scores = score_of(graph)
-    for cell in graph.cells:
-        for variant, gen_key in cell["variants"].items():
-            gen = graph.stages[gen_key]
-            info = store.info(gen)
-            db.execute(f"""
-                INSERT INTO results BY NAME
-                SELECT ? AS sweep, ? AS cell, {", ".join(f"? AS {a}" for a in AXES)}, ? AS variant,
-                       i.item, i.kind, i.grp, i.prompt, i.seed, i.texts, i.target,
-                       s.metric, s.label, s.value, ? AS scorer, ? AS generate_key,
-                       ? AS source_key, ? AS settings, ? AS git_commit, ? AS lock_sha256,
-                       ? AS versions
-                FROM read_parquet(?) i JOIN read_parquet(?) s USING (item)""",
-                [spec.name, cell["cell"], *[cell[a] for a in AXES], variant,
-                 spec.evaluation.scorer, gen_key, gen.inputs[0], json.dumps(info["settings"]),
-                 info["git_commit"], info["versions"].get("requirements.lock"),
-                 json.dumps(info["versions"]),
-                 str(store.dir(gen) / IMAGES), str(store.dir(scores[gen_key]) / SCORES)])
-    db.close()
-    os.replace(tmp, path)
-    return path
+
+    def write(tmp: Path) -> None:
+        db = analysis.connect(tmp)
+        for cell in graph.cells:
+            for variant, gen_key in cell["variants"].items():
+                gen = graph.stages[gen_key]
+                info = store.info(gen)
+                db.execute(f"""
+                    INSERT INTO results BY NAME
+                    SELECT ? AS sweep, ? AS cell, {", ".join(f"? AS {a}" for a in AXES)}, ? AS variant,
+                           i.item, i.kind, i.grp, i.prompt, i.seed, i.texts, i.target,
+                           s.metric, s.label, s.value, ? AS scorer, ? AS generate_key,
+                           ? AS source_key, ? AS settings, ? AS git_commit, ? AS lock_sha256,
+                           ? AS versions
+                    FROM read_parquet(?) i JOIN read_parquet(?) s USING (item)""",
+                    [spec.name, cell["cell"], *[cell[a] for a in AXES], variant,
+                     spec.evaluation.scorer, gen_key, gen.inputs[0], json.dumps(info["settings"]),
+                     info["git_commit"], info["versions"].get("requirements.lock"),
+                     json.dumps(info["versions"]),
+                     str(store.dir(gen) / IMAGES), str(store.dir(scores[gen_key]) / SCORES)])
+        db.close()
+
+    return write_atomic(duckdb_path(spec), write)
 
 
 def _find_or_create(client, experiment_id: str, key: str, name: str, tags: dict, params: dict) -> str:

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
+from robust_edit.atomic import write_atomic
 from robust_edit.config import EditConfig, FinetuneConfig, GenerationConfig
 from robust_edit.pipeline.graph import Stage, prompt_set_config
-from robust_edit.pipeline.store import Store, write_atomic
+from robust_edit.pipeline.store import Store
 
 IMAGES = "images.parquet"
 SCORES = "scores.parquet"

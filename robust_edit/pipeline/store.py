@@ -14,15 +14,10 @@ import socket
 import time
 from pathlib import Path
 
+from robust_edit.atomic import write_atomic
 from robust_edit.pipeline.graph import Stage
 
 MARKER = "stage.json"
-
-
-def write_atomic(path: Path, data: bytes | str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
 
 
 class Store:

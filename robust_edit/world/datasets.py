@@ -14,8 +14,10 @@ import random
 import re
 from pathlib import Path
 
+from robust_edit.atomic import write_atomic
 from robust_edit.data import read_rows
-from robust_edit.world import scenes, vocab as V
+from robust_edit.world import scenes
+from robust_edit.world import vocab as V
 from robust_edit.world.render import Scene, render
 
 DATA_DIR = Path(__file__).resolve().parent / "assets" / "data"
@@ -142,12 +144,13 @@ DATASETS = {
 
 def write_csv(path: Path, rows: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(path)
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+
+    write_atomic(path, write)
 
 
 def write_all(folder: Path = DATA_DIR) -> dict[str, Path]:

@@ -33,3 +33,86 @@ def test_changing_a_fine_tune_changes_only_its_downstream_keys():
     assert kinds == {"finetune", "generate", "score", "aggregate"}
     assert all(a.stages[k].labels.get("finetune") == "lora" for k in only_a
                if a.stages[k].kind != "aggregate")
+
+
+def _keys(graph) -> dict[str, str]:
+    return {k: s.kind for k, s in graph.stages.items()}
+
+
+def test_renaming_every_edit_and_fine_tune_changes_only_the_aggregate_key():
+    spec = load_sweep("sweeps/quickstart.yaml")
+    raw = spec.model_dump(mode="json")
+    for e in raw["edits"]:
+        e["name"] = "renamed-" + e["name"]
+    for f in raw["finetunes"]:
+        f["name"] = "renamed-" + f["name"]
+    a, b = build(spec), build(type(spec).model_validate(raw))
+    differ = _keys(a).keys() ^ _keys(b).keys()
+    assert {(a.stages | b.stages)[k].kind for k in differ} == {"aggregate"} and len(differ) == 2
+    assert {c["edit"] for c in b.cells} == {"renamed-" + e.name for e in spec.edits}
+
+
+def test_a_changed_weight_file_changes_every_key_that_reads_that_model(tmp_path, monkeypatch):
+    import shutil
+
+    from robust_edit.models import resolve
+
+    monkeypatch.setenv("ROBUST_EDIT_CACHE", str(tmp_path / "cache"))
+    first, second = tmp_path / "m1", tmp_path / "m2"
+    shutil.copytree(resolve("world:sd"), first)
+    shutil.copytree(resolve("world:sd"), second)
+
+    def flip_a_byte(model, at: int) -> None:  # in one tensor; the file's size is unchanged
+        weights = model / "unet" / "diffusion_pytorch_model.safetensors"
+        data = bytearray(weights.read_bytes())
+        data[at] ^= 1
+        weights.write_bytes(bytes(data))
+
+    flip_a_byte(second, -2)  # two models that share no weights, so no stage
+    spec = load_sweep("tests/pipeline/tiny.yaml")
+    raw = spec.model_dump(mode="json") | {"models": [str(first), str(second)]}
+    before = build(type(spec).model_validate(raw))
+    flip_a_byte(first, -1)
+    after = build(type(spec).model_validate(raw))
+    changed = _keys(before).keys() - _keys(after).keys()
+    reads_first = {k for k, s in before.stages.items() if s.labels.get("model") == str(first)}
+    assert reads_first and changed == reads_first | {k for k, s in before.stages.items()
+                                                     if s.kind == "aggregate"}
+
+
+def test_a_comment_in_any_module_changes_every_key(tmp_path, monkeypatch):
+    """The code part of a key covers every module a stage can import, the world plugin's too."""
+    import shutil
+
+    from robust_edit.pipeline import graph
+
+    spec = load_sweep("sweeps/quickstart.yaml")
+    base = _keys(build(spec))
+    copy = tmp_path / "robust_edit"
+    shutil.copytree(graph.PACKAGE, copy, ignore=shutil.ignore_patterns("*.safetensors", "__pycache__"))
+    shutil.copytree(graph.PACKAGE.parent / "analysis", tmp_path / "analysis")
+    monkeypatch.setattr(graph, "PACKAGE", copy)
+    graph.code_version.cache_clear()
+    try:
+        same = _keys(build(spec)).keys() ^ base.keys()
+        for module in ("models.py", "edit/tasks.py", "finetune/loop.py", "scorers/zero_shot.py",
+                       "pipeline/results.py", "world/vocab.py"):
+            source = (copy / module).read_text()
+            (copy / module).write_text(source + "\n# a comment\n")
+            graph.code_version.cache_clear()
+            assert not _keys(build(spec)).keys() & base.keys(), module
+            (copy / module).write_text(source)
+    finally:
+        graph.code_version.cache_clear()
+    assert not same  # weights are not code: the copy without them hashes like the package
+
+
+def test_quickstart_keys_are_the_same_in_separate_processes():
+    import subprocess
+    import sys
+
+    code = ("from robust_edit.config import load_sweep; from robust_edit.pipeline.graph import build;"
+            "print(sorted(build(load_sweep('sweeps/quickstart.yaml')).stages))")
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True).stdout for _ in range(2)]
+    assert runs[0] == runs[1] == str(sorted(build(load_sweep("sweeps/quickstart.yaml")).stages)) + "\n"
