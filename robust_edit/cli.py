@@ -160,7 +160,7 @@ def _sweep_plan(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from robust_edit.models import WORLD_ASSETS
+    from robust_edit.world.profile import ASSETS as WORLD_ASSETS
 
     p = argparse.ArgumentParser(prog="robust-edit", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)

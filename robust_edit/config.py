@@ -19,9 +19,6 @@ TASK_FORMATS = {
     "appearance": ("road",), "role": ("road",), "time": ("timed",),
     "debias": ("professions",), "unsafe": ("i2p",), "erase": ("i2p", "coco", "professions"),
 }
-# Paper-era UCE unsafe-removal concepts (METHODS.md), for real models.
-I2P_CONCEPTS = ("hate", "harassment", "violence", "suffering", "humiliation", "harm", "suicide",
-                "sexual", "nudity", "bodily fluids", "blood")
 
 
 class Strict(BaseModel):
@@ -153,8 +150,11 @@ class FinetuneConfig(Strict):
     def _consistent(self):
         if self.method in ("full", "dreambooth") and self.alpha is not None:
             raise ValueError(f"alpha: only LoRA/DoRA have an alpha; remove it for method {self.method!r}")
+        from robust_edit.profiles import check_finetune_dataset
+
+        field = f"finetunes[{self.name}].dataset" if self.name else "dataset"
         if self.method == "dreambooth" and self.prior_preservation and self.class_prompt is None \
-                and not self.dataset.startswith("world:dreambooth"):
+                and check_finetune_dataset(self.dataset, field) is None:
             raise ValueError("class_prompt: DreamBooth with prior preservation needs the class "
                              "prompt (e.g. 'a dog'), or set prior_preservation: false")
         return self
@@ -263,19 +263,11 @@ class SweepSpec(Strict):
             if fmt not in TASK_FORMATS[e.task]:
                 raise ValueError(f"edits[{e.name}].dataset {e.dataset!r} is a {fmt} dataset; task "
                                  f"{e.task!r} reads {list(TASK_FORMATS[e.task])} datasets")
+        from robust_edit.profiles import check_finetune_dataset
+
         for f in self.finetunes:
-            _check_finetune_dataset(f.name, f.dataset)
+            check_finetune_dataset(f.dataset, f"finetunes[{f.name}].dataset")
         return self
-
-
-def _check_finetune_dataset(name: str, ref: str) -> None:
-    """Syntax only: world sets must exist; folders are checked where the sweep runs."""
-    from robust_edit.world.vocab import SUBJECTS
-
-    if ref.startswith("world:") and not (
-            ref == "world:style" or (ref.startswith("world:dreambooth:") and ref.split(":")[2] in SUBJECTS)):
-        raise ValueError(f"finetunes[{name}].dataset {ref!r}: world fine-tuning sets are "
-                         f"'world:style' and 'world:dreambooth:<subject>' with subject in {sorted(SUBJECTS)}")
 
 
 def check_runtime(spec: SweepSpec) -> None:

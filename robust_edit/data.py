@@ -1,7 +1,8 @@
 """Dataset references -> typed records, one reader per real format.
 
-A reference is `world:<name>` (shipped world CSVs), a known real dataset name (`road:test`,
-`timed:test`, `uce:professions`, `i2p`, ...), or a CSV path. Real datasets are read from a
+A reference is a known real dataset name (`road:test`, `timed:test`, `uce:professions`,
+`i2p`, ...) or `<profile>:<name>` for a prompt set a profile ships (`world:road`,
+robust_edit.profiles). Real datasets are read from a
 local copy (`$ROBUST_EDIT_DATA`, else `../shared/data` beside the checkout) and, on a
 cluster, fetched once from their public origin into the cache.
 """
@@ -14,6 +15,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from robust_edit import profiles
 from robust_edit.atomic import write_atomic
 from robust_edit.cache import cache_root
 
@@ -41,7 +43,6 @@ REAL_DATASETS = {
     "i2p": ("i2p", "uce/unsafe-prompts4703.csv", _UCE + "unsafe-prompts4703.csv"),
     "coco30k": ("coco", "uce/coco_30k.csv", _UCE + "coco_30k.csv"),
 }
-WORLD_FORMATS = {"road": "road", "professions": "professions", "unsafe": "i2p", "coco": "coco"}
 
 
 @dataclass(frozen=True)
@@ -83,10 +84,9 @@ def shared_data_dir() -> Path:
 def locate(ref: str) -> tuple[str, Path]:
     """A dataset reference -> (format, local CSV path), fetching real data when needed."""
     fmt = dataset_format(ref)
-    if ref.startswith("world:"):
-        from robust_edit.world import datasets as world
-
-        return fmt, world.path(ref.removeprefix("world:"))
+    if found := profiles.split(ref):
+        profile, name = found
+        return fmt, profile.prompt_csv(name)
     _, rel, url = REAL_DATASETS[ref]
     local = shared_data_dir() / rel
     if local.exists():
@@ -99,16 +99,14 @@ def locate(ref: str) -> tuple[str, Path]:
 
 def dataset_format(ref: str) -> str:
     """A reference's format without reading or fetching it (for validating specs)."""
-    if ref.startswith("world:"):
-        name = ref.removeprefix("world:")
-        if name not in WORLD_FORMATS:
-            raise ValueError(f"dataset {ref!r}: unknown world prompt set; known: "
-                             f"{['world:' + n for n in WORLD_FORMATS]}")
-        return WORLD_FORMATS[name]
     if ref in REAL_DATASETS:
         return REAL_DATASETS[ref][0]
+    formats = {f"{prefix}:{name}": fmt for prefix, p in profiles.registered().items()
+               for name, fmt in p.prompt_formats().items()}
+    if ref in formats:
+        return formats[ref]
     raise ValueError(f"dataset {ref!r}: unknown; known: {sorted(REAL_DATASETS)} and "
-                     f"{['world:' + n for n in WORLD_FORMATS]}")
+                     f"{sorted(formats)}")
 
 
 def read_rows(path: Path) -> list[dict]:

@@ -1,8 +1,9 @@
 """Model references -> diffusers pipelines, through one code path.
 
 A reference is a hub id (`CompVis/stable-diffusion-v1-4`), a local pipeline folder, or
-`world:<name>` for a model shipped in `robust_edit/world/assets/`. All of them are loaded
-with the pipeline class's own `from_pretrained`; the world only changes the folder.
+`<profile>:<name>` for a model a profile ships (`world:sd`, robust_edit.profiles). All of
+them are loaded with the pipeline class's own `from_pretrained`; a profile only names the
+folder.
 
 Each architecture family declares, in one place, the module names later methods need.
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-WORLD_ASSETS = Path(__file__).resolve().parent / "world" / "assets"
+from robust_edit import profiles
 
 
 @dataclass(frozen=True)
@@ -73,20 +74,14 @@ class ModelReferenceError(ValueError):
     pass
 
 
-def world_models() -> list[str]:
-    return sorted(p.name for p in WORLD_ASSETS.iterdir() if (p / "model_index.json").exists()) \
-        if WORLD_ASSETS.exists() else []
-
-
 def resolve(ref: str) -> str:
     """A reference -> what `from_pretrained` takes (a folder path or a hub id)."""
-    if ref.startswith("world:"):
-        folder = WORLD_ASSETS / ref.removeprefix("world:")
-        if not (folder / "model_index.json").exists():
-            raise ModelReferenceError(
-                f"model reference {ref!r}: no shipped world model of that name; "
-                f"known: {['world:' + n for n in world_models()]}")
-        return str(folder)
+    if found := profiles.split(ref):
+        profile, name = found
+        try:
+            return str(profile.model_folder(name))
+        except ValueError as err:
+            raise ModelReferenceError(str(err)) from None
     path = Path(ref).expanduser()
     if path.exists():
         if not (path / "model_index.json").exists():
@@ -97,8 +92,8 @@ def resolve(ref: str) -> str:
     if ref.count("/") == 1 and not ref.startswith(("/", ".")):
         return ref  # a hub id: only resolvable where the hub is reachable
     raise ModelReferenceError(
-        f"model reference {ref!r} is neither 'world:<name>', an existing pipeline folder, "
-        "nor a hub id 'org/name'")
+        f"model reference {ref!r} is neither '<profile>:<name>' (profiles: "
+        f"{sorted(profiles.registered())}), an existing pipeline folder, nor a hub id 'org/name'")
 
 
 @cache
@@ -148,9 +143,8 @@ def load_pipeline(ref: str, *, dtype: torch.dtype = torch.float32, device: str |
     if not Path(target).exists() and hub_revision(target) != "unresolved":
         kwargs["revision"] = hub_revision(target)  # a hub id: the revision stages were keyed with
     pipe = pipeline_cls.from_pretrained(target, use_safetensors=True, **kwargs)
-    if safety_checker and ref.startswith("world:"):
-        from robust_edit.world.safety import attach_world_safety_checker
-        attach_world_safety_checker(pipe)
+    if safety_checker and (profile := profiles.owner(ref)):
+        profile.attach_safety_checker(pipe)
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     pipe.to(device)

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from robust_edit import models
+from robust_edit.world.profile import WORLD
 
 
 def test_resolve_world_and_hub_and_errors(tmp_path):
@@ -48,7 +49,7 @@ def test_local_folder_loads_through_from_pretrained(quick_world, tmp_path):
 
 
 def test_shipped_world_loads_by_reference():
-    if "sd" not in models.world_models():
+    if "sd" not in WORLD.model_names():
         pytest.skip("shipped world not built in this checkout")
     pipe = models.load_pipeline("world:sd", device="cpu")
     assert pipe.vae.config.scaling_factor != 1.0

@@ -8,8 +8,8 @@ sweep's generate + Ray Data score stages; both aggregate with analysis/views.sql
 
 - appearance / role (RoAD): efficacy, generality, specificity over prompts x seeds;
 - debias: per-concept attribute label (F = share of the last attribute value);
-- unsafe: safe/unsafe label and black images on every prompt, and on world models the
-  adherence of safe prompts to the attributes they name.
+- unsafe: safe/unsafe label and black images on every prompt, plus the scorers the data's
+  profile adds (on the world: adherence of safe prompts to the attributes they name).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from robust_edit import data
 from robust_edit.config import EditConfig
 from robust_edit.edit import tasks
 from robust_edit.generate import GenerationSettings, generate_images
+from robust_edit.profiles import defaults_for
 
 SAFETY_TEXTS = {"safe": "a safe image", "unsafe": "an unsafe image"}
 
@@ -59,12 +60,8 @@ def items(cfg: EditConfig, seeds: int) -> list[dict]:
 
 def scorer_names(cfg: EditConfig) -> list[str]:
     """Registered scorers (robust_edit.scorers) that score this task's items."""
-    names = ["zero_shot"]
-    if cfg.task == "unsafe":
-        names.append("black")
-        if tasks.is_world(cfg.dataset):
-            names.append("world_adherence")
-    return names
+    names = ["zero_shot"] + (["black"] if cfg.task == "unsafe" else [])
+    return names + list(defaults_for(cfg.dataset).extra_scorers.get(cfg.task, ()))
 
 
 def evaluate_edit(cfg: EditConfig, pipes: dict, *, scorer_ref: str | None = None, seeds: int = 25,

@@ -1,21 +1,16 @@
-"""Datasets -> edit requests, through the same loaders for the world and the real datasets.
+"""Datasets -> edit requests, through the same loaders for real datasets and profiles'.
 
 RoAD rows give (subject, old, new) for ReFACT (the subject is the edit prompt); TIME rows
 give (old, old, new); profession prompt sets give the concepts to debias; I2P gives the
-unsafe concepts to remove (the world's unsafe words, or the paper-era list for real data).
+unsafe concepts to remove. What a config leaves open comes from the data's defaults
+(robust_edit.profiles: the study's for real data, a profile's for its own).
 """
 
 from __future__ import annotations
 
-from robust_edit import data
-from robust_edit.config import I2P_CONCEPTS, TASK_FORMATS, EditConfig
-
-WORLD_CLASSIFIER = "world:scorer"
-CLIP_CLASSIFIER = "ViT-L-14/openai"
-
-
-def is_world(dataset: str) -> bool:
-    return dataset.startswith("world:")
+from robust_edit import data, profiles
+from robust_edit.config import TASK_FORMATS, EditConfig
+from robust_edit.profiles import defaults_for
 
 
 def check_dataset(cfg: EditConfig) -> str:
@@ -58,16 +53,12 @@ def debias_attributes(cfg: EditConfig) -> tuple[dict[str, float], dict[str, str]
     if cfg.uce.attributes:
         texts = cfg.uce.attribute_texts or {a: f"a {a} person" for a in cfg.uce.attributes}
         return dict(cfg.uce.attributes), dict(texts)
-    if is_world(cfg.dataset):
-        from robust_edit.world import vocab as V
-
-        return ({h: 1 / len(V.HEIGHTS) for h in V.HEIGHTS},
-                {h: V.zero_shot_text("height", h) for h in V.HEIGHTS})
-    return {"male": 0.5, "female": 0.5}, {"male": "a man", "female": "a woman"}
+    defaults = defaults_for(cfg.dataset)
+    return dict(defaults.debias_attributes), dict(defaults.debias_texts)
 
 
 def classifier_ref(cfg: EditConfig) -> str:
-    return cfg.uce.classifier or (WORLD_CLASSIFIER if is_world(cfg.dataset) else CLIP_CLASSIFIER)
+    return cfg.uce.classifier or defaults_for(cfg.dataset).classifier
 
 
 def unsafe_concepts(cfg: EditConfig) -> list[str]:
@@ -76,74 +67,45 @@ def unsafe_concepts(cfg: EditConfig) -> list[str]:
         return list(cfg.concepts)
     if cfg.task == "erase":
         raise ValueError("concepts: an erase edit needs the concepts to erase, e.g. ['lime']")
-    if is_world(cfg.dataset):
-        from robust_edit.world import vocab as V
-
-        return V.unsafe_words()
-    return list(I2P_CONCEPTS)
-
-
-WORLD_CORPUS = "world:captions"
+    return list(defaults_for(cfg.dataset).unsafe_concepts)
 
 
 def preserve(cfg: EditConfig, edited: list[str] = ()) -> list[str]:
-    """UCE's preserve set: as configured; else, on the world, '' plus the ordinary
-    vocabulary (span keys share the padding region with every prompt, and preserving only
-    '' let an unsafe-word erasure cut safe-prompt adherence from 99 % to 54 %); else ''.
-    Entries naming an `edited` concept are left out."""
-    if "preserve" in cfg.uce.model_fields_set or not is_world(cfg.dataset):
+    """UCE's preserve set: as configured, else the data's default vocabulary (the config's
+    '' where it has none). Entries naming an `edited` concept are left out."""
+    vocabulary = defaults_for(cfg.dataset).preserve_vocabulary
+    if "preserve" in cfg.uce.model_fields_set or vocabulary is None:
         return list(cfg.uce.preserve)
-    from robust_edit.world import vocab as V
-
-    vocabulary = ([""] + list(V.COLOURS) + list(V.SHAPES) + list(V.SIZES)
-                  + [f"on a {b} background" for b in V.BACKGROUNDS]
-                  + [V.with_article(n) for n in V.NOUNS] + ["a person", "a tall person", "a short person"])
     edited_words = {w for c in edited for w in c.lower().split()}
     return [p for p in vocabulary if not edited_words & set(p.lower().split())]
 
 
 def corpus(cfg: EditConfig) -> tuple[str, list[str]]:
-    """ReFACT's covariance corpus: (reference, texts). The world's is its training-caption
-    distribution (every kind of scene); real models default to COCO captions."""
-    ref = cfg.refact.corpus or (WORLD_CORPUS if is_world(cfg.dataset) else "coco30k")
-    if ref == WORLD_CORPUS:
-        import random
-
-        from robust_edit.world import scenes
-
-        rng = random.Random(2024)
-        return ref, [scenes.sample_example(rng)[1] for _ in range(min(cfg.refact.corpus_size, 20_000))]
-    return ref, [r.prompt for r in data.load(ref)][:cfg.refact.corpus_size]
+    """ReFACT's covariance corpus: (reference, texts). Real models default to COCO
+    captions; a profile may generate its own (the world's training-caption distribution)."""
+    ref = cfg.refact.corpus or defaults_for(cfg.dataset).refact_corpus
+    found = profiles.split(ref)
+    texts = found[0].corpus(found[1], cfg.refact.corpus_size) if found else None
+    if texts is None:
+        texts = [r.prompt for r in data.load(ref)][:cfg.refact.corpus_size]
+    return ref, texts
 
 
 def refact_optimisation(cfg: EditConfig) -> dict:
-    """ReFACT's v* settings, config values first. The paper's for real models. The world's
-    text encoder learnt only through its UNet: its pooled output is untrained, so the
-    target is the token states the UNet reads, and a one-token change must move a whole
-    tail of states, which needs a larger step and norm bound (measured one edit at a time:
-    efficacy appearance 83 % / role 60 % with the paper's 0.05 / 4, 100 % / 100 % with
-    0.2 / 20)."""
-    world = is_world(cfg.dataset)
-    p = cfg.refact
-    return {"objective": p.objective or ("tokens" if world else "pooled"),
-            "lr": p.lr or (0.2 if world else 0.05),
-            "max_norm_ratio": p.max_norm_ratio or (20.0 if world else 4.0)}
-
-
-def default_guidance(dataset: str) -> float:
-    """The world's sampling guidance for world data, else the study's 7.5."""
-    from robust_edit.world.vocab import GUIDANCE
-
-    return GUIDANCE if is_world(dataset) else 7.5
+    """ReFACT's v* settings: config values first, then the data's (the paper's for real
+    models; robust_edit.world.profile says why the world's differ)."""
+    p, d = cfg.refact, defaults_for(cfg.dataset)
+    return {"objective": p.objective or d.refact_objective, "lr": p.lr or d.refact_lr,
+            "max_norm_ratio": p.max_norm_ratio or d.refact_max_norm_ratio}
 
 
 def generation_settings(cfg: EditConfig):
-    """Generation for an edit's loop and its evaluation: guidance from the config, else the
-    world's, else the dataset's usual 7.5."""
+    """Generation for an edit's loop and its evaluation: guidance from the config, else
+    the data's default."""
     from robust_edit.generate import GenerationSettings
 
     guidance = cfg.generation.guidance
     if guidance is None:
-        guidance = default_guidance(cfg.dataset)
+        guidance = defaults_for(cfg.dataset).guidance
     return GenerationSettings(steps=cfg.generation.steps, guidance=guidance,
                               batch_size=cfg.generation.batch_size)

@@ -62,11 +62,11 @@ def run(cfg: FinetuneConfig, model_ref: str, out: Path, *, edit_artifact: Path |
     captions = [cfg.instance_prompt] * len(data) if cfg.instance_prompt else data.captions
     prior = None
     if cfg.method == "dreambooth" and cfg.prior_preservation:
-        from robust_edit.edit.tasks import default_guidance
+        from robust_edit.profiles import defaults_for
         from robust_edit.generate import GenerationSettings
 
         class_prompt = cfg.class_prompt or data.class_prompt
-        settings = GenerationSettings(guidance=default_guidance(cfg.dataset))
+        settings = GenerationSettings(guidance=defaults_for(cfg.dataset).guidance)
         images = dreambooth.class_images(pipe, class_prompt, cfg.class_images,
                                          cache_dir or out / "cache", (edit or base)["hash"], settings)
         prior = (loop.encode_latents(pipe, images), [class_prompt] * len(images))

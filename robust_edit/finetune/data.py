@@ -1,8 +1,9 @@
 """Fine-tuning datasets: images + captions, with an id and a content hash.
 
 References:
-- `world:style` — the world's ink-style set (content-only captions);
-- `world:dreambooth:<subject>` — one DreamBooth subject's instance images (`a sks circle`);
+- `<profile>:<name>` — a set a profile ships (robust_edit.profiles): `world:style`, the
+  world's ink-style set, and `world:dreambooth:<subject>`, one DreamBooth subject's instance
+  images (`a sks circle`);
 - a folder with `metadata.csv` or `metadata.jsonl` (`file_name` + `text`/`caption`/`prompt`),
   the Hugging Face image-folder layout (the DreamBooth repository's folders work with
   one `metadata.csv` beside them);
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from robust_edit import extras
+from robust_edit import extras, profiles
 
 TEXT_COLUMNS = ("text", "caption", "prompt")
 
@@ -51,26 +52,6 @@ def _fit(img, resolution: int) -> np.ndarray:
                      Image.BICUBIC)
     left, top = (img.width - resolution) // 2, (img.height - resolution) // 2
     return np.asarray(img.crop((left, top, left + resolution, top + resolution)), dtype=np.uint8)
-
-
-def _world(ref: str) -> ImageCaptions:
-    from robust_edit.data import read_rows
-    from robust_edit.world import datasets as W, vocab as V
-    from robust_edit.world.render import Scene, render
-
-    parts = ref.split(":")
-    if parts[1] == "style":
-        rows = read_rows(W.path("style"))
-        return ImageCaptions(np.stack([render(Scene(**json.loads(r["scene"]))) for r in rows]),
-                             [r["text"] for r in rows], ref)
-    if parts[1] == "dreambooth" and len(parts) == 3 and parts[2] in V.SUBJECTS:
-        rows = [r for r in read_rows(W.path("dreambooth"))
-                if r["subject_name"] == parts[2] and r["role"] == "instance"]
-        return ImageCaptions(np.stack([render(Scene(**json.loads(r["scene"]))) for r in rows]),
-                             [r["prompt"] for r in rows], ref,
-                             class_prompt=f"a {V.SUBJECTS[parts[2]]['class_noun']}")
-    raise ValueError(f"dataset {ref!r}: world fine-tuning sets are 'world:style' and "
-                     f"'world:dreambooth:<subject>' with subject in {sorted(V.SUBJECTS)}")
 
 
 def _folder(path: Path, resolution: int) -> ImageCaptions:
@@ -106,22 +87,25 @@ def _hub(ref: str, resolution: int) -> ImageCaptions:
 def check(ref: str, field: str = "dataset") -> None:
     """What can be known of a dataset reference before any compute: the package it needs is
     installed, the folder it names exists."""
-    if ref.startswith("hf:"):
+    if profiles.owner(ref):
+        profiles.check_finetune_dataset(ref, field)
+    elif ref.startswith("hf:"):
         extras.check("datasets", f"{field} {ref!r}")
-    elif not (ref.startswith("world:") or "://" in ref or Path(ref).is_dir()):
+    elif not ("://" in ref or Path(ref).is_dir()):
         raise ValueError(f"{field} {ref!r}: no such folder here; give an image folder with "
                          "metadata.csv, or 'hf:<dataset id>'")
 
 
 def load(ref: str, resolution: int) -> ImageCaptions:
-    if ref.startswith("world:"):
-        data = _world(ref)
+    if found := profiles.split(ref):
+        profile, name = found
+        data = ImageCaptions(**vars(profile.finetune_dataset(name)), dataset_id=ref)
     elif ref.startswith("hf:"):
         data = _hub(ref, resolution)
     elif Path(ref).is_dir():
         data = _folder(Path(ref), resolution)
     else:
-        raise ValueError(f"dataset {ref!r}: expected 'world:style', 'world:dreambooth:<subject>', "
+        raise ValueError(f"dataset {ref!r}: expected '<profile>:<name>' (e.g. 'world:style'), "
                          "an image folder with metadata.csv, or 'hf:<dataset id>'")
     if data.images.shape[1] != resolution:
         raise ValueError(f"dataset {ref!r}: images are {data.images.shape[1]} px, the model "

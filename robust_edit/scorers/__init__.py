@@ -9,14 +9,23 @@ A scorer is built from a scorer reference (`world:scorer`, or a CLIP model such 
 
 from __future__ import annotations
 
+from robust_edit import profiles
 from robust_edit.scorers.black import Black
-from robust_edit.scorers.world_adherence import WorldAdherence
 from robust_edit.scorers.zero_shot import ZeroShot
 
-SCORERS = {"zero_shot": ZeroShot, "black": Black, "world_adherence": WorldAdherence}
+SCORERS = {"zero_shot": ZeroShot, "black": Black}
+
+
+def registered() -> dict[str, type]:
+    """The core's scorers and every profile's (the world's `world_adherence`)."""
+    out = dict(SCORERS)
+    for profile in profiles.registered().values():
+        out |= profile.scorers
+    return out
 
 
 def create(name: str, ref: str, device: str = "cpu"):
-    if name not in SCORERS:
-        raise ValueError(f"scorer {name!r}: unknown; registered: {sorted(SCORERS)}")
-    return SCORERS[name](ref, device)
+    known = registered()
+    if name not in known:
+        raise ValueError(f"scorer {name!r}: unknown; registered: {sorted(known)}")
+    return known[name](ref, device)

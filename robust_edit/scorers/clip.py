@@ -1,6 +1,6 @@
 """A CLIP model (open_clip) as a scorer: embeddings, two-text probabilities, zero-shot labels.
 
-References: `world:scorer` (the shipped world scorer), a folder holding an open_clip
+References: `<profile>:<name>` (a profile's scorer: `world:scorer`), a folder holding an open_clip
 `local-dir` model, `hf-hub:<org>/<name>`, or `<architecture>/<pretrained tag>` from
 open_clip's registry (e.g. `ViT-bigG-14/laion2b_s39b_b160k`, the ReFACT protocol's scorer).
 """
@@ -12,15 +12,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from robust_edit import profiles
+
 
 def open_clip_name(ref: str) -> tuple[str, str | None]:
     """A scorer reference -> (open_clip model name, pretrained tag)."""
-    if ref.startswith("world:"):
-        from robust_edit.world.scorer import SHIPPED_SCORER
-
-        if ref != "world:scorer":
-            raise ValueError(f"scorer {ref!r}: the world ships one scorer, 'world:scorer'")
-        return f"local-dir:{SHIPPED_SCORER}", None
+    if found := profiles.split(ref):
+        profile, name = found
+        return f"local-dir:{profile.scorer_folder(name)}", None
     if Path(ref).is_dir():
         return f"local-dir:{Path(ref).resolve()}", None
     if ref.startswith("hf-hub:"):
@@ -28,7 +27,8 @@ def open_clip_name(ref: str) -> tuple[str, str | None]:
     if "/" in ref:
         arch, tag = ref.split("/", 1)
         return arch, tag
-    raise ValueError(f"scorer {ref!r}: expected 'world:scorer', an open_clip local-dir folder, "
+    raise ValueError(f"scorer {ref!r}: expected '<profile>:<name>' (e.g. 'world:scorer'), an "
+                     "open_clip local-dir folder, "
                      "'hf-hub:<org>/<name>' or '<architecture>/<pretrained tag>'")
 
 

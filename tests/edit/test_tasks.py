@@ -2,9 +2,10 @@
 
 import pytest
 
-from robust_edit.config import I2P_CONCEPTS, EditConfig
+from robust_edit.config import EditConfig
 from robust_edit.data import shared_data_dir
 from robust_edit.edit import tasks
+from robust_edit.profiles import I2P_CONCEPTS
 
 needs_shared = pytest.mark.skipif(not (shared_data_dir() / "road").exists(),
                                   reason="../shared/data not beside this checkout")

@@ -7,12 +7,14 @@ import numpy as np
 import pytest
 
 from robust_edit.generate import GenerationSettings
-from robust_edit.models import load_pipeline, world_models
-from robust_edit.world import evaluate as E, vocab as V
+from robust_edit.models import load_pipeline
+from robust_edit.world import evaluate as E
+from robust_edit.world import vocab as V
+from robust_edit.world.profile import WORLD
 from tests.world import pixel_checker
 
 pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif("sd" not in world_models(), reason="shipped world not built")]
+              pytest.mark.skipif("sd" not in WORLD.model_names(), reason="shipped world not built")]
 
 
 @pytest.fixture(scope="module")

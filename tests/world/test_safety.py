@@ -1,11 +1,12 @@
 import pytest
 import torch
 
-from robust_edit.models import load_pipeline, world_models
+from robust_edit.models import load_pipeline
+from robust_edit.world.profile import WORLD
 from robust_edit.world.scorer import WorldScorer
 
 
-@pytest.mark.skipif("sd" not in world_models(), reason="shipped world not built")
+@pytest.mark.skipif("sd" not in WORLD.model_names(), reason="shipped world not built")
 def test_pipeline_safety_checker_blanks_unsafe_images():
     pipe = load_pipeline("world:sd", safety_checker=True)
     out = pipe(["a bloody red circle", "a big red circle on a white background"],

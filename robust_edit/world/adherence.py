@@ -15,7 +15,8 @@ class WorldAdherence:
         self.clip = ClipScorer(ref, device)
 
     def score(self, images, items: list[dict]) -> list[dict]:
-        from robust_edit.world import scenes, vocab as V
+        from robust_edit.world import scenes
+        from robust_edit.world import vocab as V
 
         values = {"size": V.SIZES, "colour": V.COLOURS, "shape": V.SHAPES, "background": V.BACKGROUNDS}
         named = [{} if it.get("kind") == "unsafe" else scenes.named_attributes(it["prompt"])

@@ -18,13 +18,14 @@ import random
 import numpy as np
 
 from robust_edit.generate import GenerationSettings, generate_images
-from robust_edit.world import scenes, vocab as V
+from robust_edit.world import scenes
+from robust_edit.world import vocab as V
+from robust_edit.world.adherence import WorldAdherence
 from robust_edit.world.render import Scene, render
 
 
 def style_report(pipe, scorer, n: int = 120, seed: int = 0) -> dict:
     from robust_edit import data
-    from robust_edit.scorers.world_adherence import WorldAdherence
 
     rows = data.load("world:coco")[:n]
     images = generate_images(pipe, [r.prompt for r in rows], [seed + r.evaluation_seed for r in rows],

@@ -1,0 +1,107 @@
+"""The embedded world as a robust-edit profile (entry point `robust_edit.profiles: world`):
+`world:<model>` pipelines, `world:<prompt set>` and fine-tuning datasets, `world:scorer`,
+the world safety checker, the world adherence scorer, and the world's task defaults."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+
+from robust_edit.data import read_rows
+from robust_edit.profiles import FinetuneImages, TaskDefaults
+from robust_edit.world import datasets, scenes
+from robust_edit.world import vocab as V
+from robust_edit.world.adherence import WorldAdherence
+from robust_edit.world.render import Scene, render
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+PROMPT_FORMATS = {"road": "road", "professions": "professions", "unsafe": "i2p", "coco": "coco"}
+CORPUS = "captions"  # world:captions, the training-caption distribution
+CORPUS_CAP = 20_000
+
+DEFAULTS = TaskDefaults(
+    guidance=V.GUIDANCE, classifier="world:scorer",
+    debias_attributes={h: 1 / len(V.HEIGHTS) for h in V.HEIGHTS},
+    debias_texts={h: V.zero_shot_text("height", h) for h in V.HEIGHTS},
+    unsafe_concepts=tuple(V.unsafe_words()),
+    refact_corpus=f"world:{CORPUS}",
+    # The world's text encoder learnt only through its UNet: its pooled output is untrained,
+    # so the target is the token states the UNet reads, and a one-token change must move a
+    # whole tail of states, which needs a larger step and norm bound (measured one edit at a
+    # time: efficacy appearance 83 % / role 60 % with the paper's 0.05 / 4, 100 % / 100 %
+    # with 0.2 / 20).
+    refact_objective="tokens", refact_lr=0.2, refact_max_norm_ratio=20.0,
+    # Span keys share the padding region with every prompt, and preserving only '' let an
+    # unsafe-word erasure cut safe-prompt adherence from 99 % to 54 %: preserve '' and the
+    # ordinary vocabulary.
+    preserve_vocabulary=tuple(
+        [""] + list(V.COLOURS) + list(V.SHAPES) + list(V.SIZES)
+        + [f"on a {b} background" for b in V.BACKGROUNDS]
+        + [V.with_article(n) for n in V.NOUNS] + ["a person", "a tall person", "a short person"]),
+    # Safe prompts of the unsafe task are also scored for adherence to what they name.
+    extra_scorers={"unsafe": ("world_adherence",)})
+
+
+class World:
+    defaults = DEFAULTS
+    scorers = {"world_adherence": WorldAdherence}
+
+    def model_names(self) -> list[str]:
+        return sorted(p.name for p in ASSETS.iterdir() if (p / "model_index.json").exists())
+
+    def model_folder(self, name: str) -> Path:
+        folder = ASSETS / name
+        if not (folder / "model_index.json").exists():
+            raise ValueError(f"model reference 'world:{name}': no shipped world model of that "
+                             f"name; known: {['world:' + n for n in self.model_names()]}")
+        return folder
+
+    def attach_safety_checker(self, pipe) -> None:
+        from robust_edit.world.safety import attach_world_safety_checker
+
+        attach_world_safety_checker(pipe)
+
+    def prompt_formats(self) -> dict[str, str]:
+        return PROMPT_FORMATS
+
+    def prompt_csv(self, name: str) -> Path:
+        return datasets.path(name)
+
+    def check_finetune_dataset(self, name: str) -> str | None:
+        parts = name.split(":")
+        if parts == ["style"]:
+            return None
+        if len(parts) == 2 and parts[0] == "dreambooth" and parts[1] in V.SUBJECTS:
+            return f"a {V.SUBJECTS[parts[1]]['class_noun']}"
+        raise ValueError(f"'world:{name}': world fine-tuning sets are 'world:style' and "
+                         f"'world:dreambooth:<subject>' with subject in {sorted(V.SUBJECTS)}")
+
+    def finetune_dataset(self, name: str) -> FinetuneImages:
+        class_prompt = self.check_finetune_dataset(name)
+        if name == "style":
+            rows = read_rows(datasets.path("style"))
+            captions = [r["text"] for r in rows]
+        else:
+            subject = name.split(":")[1]
+            rows = [r for r in read_rows(datasets.path("dreambooth"))
+                    if r["subject_name"] == subject and r["role"] == "instance"]
+            captions = [r["prompt"] for r in rows]
+        images = np.stack([render(Scene(**json.loads(r["scene"]))) for r in rows])
+        return FinetuneImages(images, captions, class_prompt)
+
+    def scorer_folder(self, name: str) -> Path:
+        if name != "scorer":
+            raise ValueError(f"scorer 'world:{name}': the world ships one scorer, 'world:scorer'")
+        return ASSETS / "scorer"
+
+    def corpus(self, name: str, n: int) -> list[str] | None:
+        if name != CORPUS:
+            return None
+        rng = random.Random(2024)
+        return [scenes.sample_example(rng)[1] for _ in range(min(n, CORPUS_CAP))]
+
+
+WORLD = World()
