@@ -154,9 +154,10 @@ def _finetune(args) -> None:
 
 def _sweep_plan(args) -> None:
     from robust_edit.config import load_sweep
-    from robust_edit.pipeline.plan import describe
+    from robust_edit.pipeline.plan import as_json, describe
 
-    print(describe(load_sweep(args.spec)))
+    spec = load_sweep(args.spec)
+    print(json.dumps(as_json(spec), indent=1) if args.json else describe(spec))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -239,6 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     swsub = sw.add_subparsers(dest="sweep_command", required=True)
     plan = swsub.add_parser("plan", help="print the stage graph's size (and GPU-hours for GPU specs)")
     plan.add_argument("spec", help="sweep YAML, e.g. sweeps/quickstart.yaml")
+    plan.add_argument("--json", action="store_true",
+                      help="every stage: kind, key, inputs, labels and resolved config")
     plan.set_defaults(func=_sweep_plan)
     srun = swsub.add_parser("run", help="run a sweep on an embedded Ray (or RAY_ADDRESS's cluster)")
     srun.add_argument("spec", help="sweep YAML, e.g. sweeps/quickstart.yaml")

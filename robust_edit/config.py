@@ -31,7 +31,7 @@ class UCEParams(Strict):
     s_e: float = Field(1.0, gt=0)
     s_p: float | None = Field(None, gt=0, description="default: 1 (erase/unsafe), 0.1 (debias)")
     guide: str = ""
-    preserve: tuple[str, ...] = ("",)
+    preserve: tuple[str, ...] | None = Field(None, description="default: the data's vocabulary")
     # debias
     attributes: dict[str, float] | None = None  # value -> desired share; default from dataset
     attribute_texts: dict[str, str] | None = None  # value -> classifier text
@@ -49,7 +49,7 @@ class RefactParams(Strict):
     corpus_size: int = Field(100_000, ge=1)
     max_steps: int = Field(100, ge=1)
     # None: the paper's settings (pooled, lr 0.05, ||delta|| <= 4 ||v||) for real models,
-    # the world's own (tokens, 0.2, 20) on world data: see edit.tasks.refact_optimisation.
+    # the data's own on a profile's data (robust_edit.resolve, robust_edit.profiles).
     objective: Literal["pooled", "tokens"] | None = None
     lr: float | None = Field(None, gt=0)
     max_norm_ratio: float | None = Field(None, gt=0)
@@ -92,10 +92,41 @@ class EditConfig(Strict):
         return self
 
     def row_slice(self) -> slice:
-        if self.rows is None:
-            return slice(None)
-        a, b = (int(p) if p.strip() else None for p in self.rows.split(":"))
-        return slice(a, b)
+        return row_slice(self.rows)
+
+
+def row_slice(rows: str | None) -> slice:
+    if rows is None:
+        return slice(None)
+    a, b = (int(p) if p.strip() else None for p in rows.split(":"))
+    return slice(a, b)
+
+
+class PromptSet(Strict):
+    """What an edit task is evaluated on (robust_edit.edit.evaluate.items) and how its images
+    are drawn: shared by every variant and every edit of the same task and data, so M and
+    M_ft images are generated once per prompt set."""
+
+    task: Literal["appearance", "role", "time", "debias", "unsafe", "erase"]
+    dataset: str
+    rows: str | None = None
+    concepts: tuple[str, ...] | None = None
+    attributes: dict[str, float] | None = None
+    attribute_texts: dict[str, str] | None = None
+    generation: GenerationConfig
+
+    @classmethod
+    def of(cls, edit: EditConfig, generation: GenerationConfig) -> PromptSet:
+        """The prompt set of a resolved edit, drawn with `generation` (guidance resolved)."""
+        debias = edit.task == "debias"  # the only task whose items read concepts, attributes
+        return cls(task=edit.task, dataset=edit.dataset, rows=edit.rows,
+                   concepts=edit.concepts if debias else None,
+                   attributes=edit.uce.attributes if debias else None,
+                   attribute_texts=edit.uce.attribute_texts if debias else None,
+                   generation=generation)
+
+    def row_slice(self) -> slice:
+        return row_slice(self.rows)
 
 
 FINETUNE_DEFAULTS = {
@@ -109,7 +140,8 @@ FINETUNE_DEFAULTS = {
 
 class FinetuneConfig(Strict):
     """One fine-tuning run. `targets`, `optimizer` and `lr` default per method
-    (FINETUNE_DEFAULTS: LoRA/DoRA on the text encoder as in the study, DoRA with Prodigy)."""
+    (FINETUNE_DEFAULTS: LoRA/DoRA on the text encoder as in the study, DoRA with Prodigy),
+    filled in by robust_edit.resolve."""
 
     name: str | None = None
     method: Literal["full", "dreambooth", "lora", "dora"]
@@ -131,20 +163,7 @@ class FinetuneConfig(Strict):
     prior_preservation: bool = True
     prior_loss_weight: float = Field(1.0, ge=0)
     class_images: int = Field(50, ge=1)
-
-    @property
-    def resolved_targets(self) -> str:
-        return self.targets or FINETUNE_DEFAULTS[self.method][0]
-
-    @property
-    def resolved_optimizer(self) -> str:
-        return self.optimizer or FINETUNE_DEFAULTS[self.method][1]
-
-    @property
-    def resolved_lr(self) -> float:
-        if self.lr is not None:
-            return self.lr
-        return 1.0 if self.resolved_optimizer == "prodigy" else FINETUNE_DEFAULTS[self.method][2]
+    class_generation: GenerationConfig = GenerationConfig()  # how the class images are drawn
 
     @model_validator(mode="after")
     def _consistent(self):

@@ -15,6 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from robust_edit.atomic import write_atomic
+from robust_edit.config import GenerationConfig
 from robust_edit.data import read_rows, require_columns
 from robust_edit.provenance import git_commit, package_versions
 
@@ -25,6 +26,12 @@ class GenerationSettings:
     guidance: float = 5.0
     batch_size: int = 64
     images_per_prompt: int = 1
+
+
+def settings_of(generation: GenerationConfig) -> GenerationSettings:
+    """The settings a resolved GenerationConfig (robust_edit.resolve) draws with."""
+    return GenerationSettings(steps=generation.steps, guidance=generation.guidance,
+                              batch_size=generation.batch_size)
 
 
 def generate_images(pipe, prompts: list[str], seeds: list[int], settings: GenerationSettings,

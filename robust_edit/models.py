@@ -36,6 +36,7 @@ class Family:
     lora_text_targets: tuple[str, ...]
     lora_denoiser_targets: tuple[str, ...]
     denoiser: str
+    text_encoder_layers: int = 12  # depth of the released models' first text encoder (CLIP)
 
 
 _SD = Family(
@@ -126,6 +127,14 @@ def family_of(ref: str) -> Family:
             f"model reference {ref!r}: pipeline class {cls} is not supported; "
             f"supported: {sorted(_FAMILY_BY_PIPELINE)}")
     return _FAMILY_BY_PIPELINE[cls]
+
+
+def text_encoder_layers(ref: str, encoder: str) -> int:
+    """Depth of a model's text encoder: from a local folder's config, else its family's."""
+    config = Path(resolve(ref)) / encoder / "config.json"
+    if config.exists():
+        return json.loads(config.read_text())["num_hidden_layers"]
+    return family_of(ref).text_encoder_layers
 
 
 def load_pipeline(ref: str, *, dtype: torch.dtype = torch.float32, device: str | None = None,

@@ -37,8 +37,8 @@ class TaskDefaults:
     refact_objective: str  # ReFACT's v* target: "pooled" text embedding or the "tokens"
     refact_lr: float
     refact_max_norm_ratio: float
-    # UCE's preserve set when the config gives none; None: the config's default ('',)
-    preserve_vocabulary: tuple[str, ...] | None = None
+    # UCE's preserve set when the config gives none (less entries naming an edited concept)
+    preserve_vocabulary: tuple[str, ...]
     extra_scorers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # task -> scorers
 
 
@@ -48,7 +48,8 @@ STUDY_DEFAULTS = TaskDefaults(
     debias_attributes={"male": 0.5, "female": 0.5},
     debias_texts={"male": "a man", "female": "a woman"},
     unsafe_concepts=I2P_CONCEPTS, refact_corpus="coco30k",
-    refact_objective="pooled", refact_lr=0.05, refact_max_norm_ratio=4.0)
+    refact_objective="pooled", refact_lr=0.05, refact_max_norm_ratio=4.0,
+    preserve_vocabulary=("",))
 
 
 @dataclass

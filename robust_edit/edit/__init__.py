@@ -32,9 +32,11 @@ def default_cache_dir() -> Path:
 def run(cfg: EditConfig, model_ref: str, *, pipe=None, cache_dir: Path | None = None,
         progress: bool = True) -> tuple[EditArtifact, object]:
     """Edit `model_ref` as `cfg` says. Returns (artifact, the edited pipeline)."""
+    from robust_edit import resolve
     from robust_edit.models import family_of, load_pipeline
     from robust_edit.provenance import git_commit, package_versions
 
+    cfg = resolve.edit(cfg, model_ref)
     family = family_of(model_ref)
     pipe = pipe if pipe is not None else load_pipeline(model_ref)
     base = {"ref": model_ref, "hash": base_hash(pipe)}

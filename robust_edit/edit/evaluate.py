@@ -18,9 +18,9 @@ import json
 from dataclasses import asdict
 
 from robust_edit import data
-from robust_edit.config import EditConfig
+from robust_edit.config import EditConfig, PromptSet
 from robust_edit.edit import tasks
-from robust_edit.generate import GenerationSettings, generate_images
+from robust_edit.generate import generate_images, settings_of
 from robust_edit.profiles import defaults_for
 
 SAFETY_TEXTS = {"safe": "a safe image", "unsafe": "an unsafe image"}
@@ -31,8 +31,8 @@ def _item(kind, group, prompt, seed, texts, target) -> dict:
             "texts": json.dumps(texts), "target": target}
 
 
-def items(cfg: EditConfig, seeds: int) -> list[dict]:
-    """The task's evaluation items, numbered in a fixed order."""
+def items(cfg: PromptSet, seeds: int) -> list[dict]:
+    """The prompt set's evaluation items, numbered in a fixed order."""
     out = []
     if cfg.task in ("appearance", "role"):
         for r in tasks.road_rows(cfg):
@@ -43,11 +43,9 @@ def items(cfg: EditConfig, seeds: int) -> list[dict]:
                 out += [_item("specificity", r.prompt, p, s, {"own": p, "new": new}, "own")
                         for p, new in r.negatives]
     elif cfg.task == "debias":
-        concepts = tasks.debias_concepts(cfg)
-        attributes, texts = tasks.debias_attributes(cfg)
-        counted = list(attributes)[-1]  # F = share of this value (the study: female)
-        out = [_item("attribute", r.group, r.prompt, r.evaluation_seed, texts, counted)
-               for r in data.load(cfg.dataset) if r.group in concepts]
+        counted = list(cfg.attributes)[-1]  # F = share of this value (the study: female)
+        out = [_item("attribute", r.group, r.prompt, r.evaluation_seed, cfg.attribute_texts, counted)
+               for r in data.load(cfg.dataset) if r.group in cfg.concepts]
     elif cfg.task == "unsafe":
         for r in data.load(cfg.dataset)[cfg.row_slice()]:
             kind = "safe" if r.group in ("none", "") else "unsafe"
@@ -58,24 +56,27 @@ def items(cfg: EditConfig, seeds: int) -> list[dict]:
     return [{"item": i, **it} for i, it in enumerate(out)]
 
 
-def scorer_names(cfg: EditConfig) -> list[str]:
+def scorer_names(cfg: PromptSet) -> list[str]:
     """Registered scorers (robust_edit.scorers) that score this task's items."""
     names = ["zero_shot"] + (["black"] if cfg.task == "unsafe" else [])
     return names + list(defaults_for(cfg.dataset).extra_scorers.get(cfg.task, ()))
 
 
-def evaluate_edit(cfg: EditConfig, pipes: dict, *, scorer_ref: str | None = None, seeds: int = 25,
-                  settings: GenerationSettings | None = None) -> dict:
-    """{variant name: pipeline} -> the task's metrics per variant (analysis/views.sql)."""
+def evaluate_edit(cfg: EditConfig, pipes: dict, *, scorer_ref: str | None = None,
+                  seeds: int = 25) -> dict:
+    """{variant name: pipeline} -> the task's metrics per variant (analysis/views.sql).
+    The scorer defaults to the data's classifier (robust_edit.resolve)."""
     import pandas as pd
 
-    from robust_edit import scorers
+    from robust_edit import resolve, scorers
     from robust_edit.analysis import connect
 
-    scorer_ref = scorer_ref or tasks.classifier_ref(cfg)
-    settings = settings or tasks.generation_settings(cfg)
-    todo = items(cfg, seeds)
-    models = {name: scorers.create(name, scorer_ref) for name in scorer_names(cfg)}
+    cfg = resolve.edit(cfg)
+    prompt_set = PromptSet.of(cfg, cfg.generation)
+    scorer_ref = scorer_ref or resolve.evaluation_scorer(cfg.dataset)
+    settings = settings_of(cfg.generation)
+    todo = items(prompt_set, seeds)
+    models = {name: scorers.create(name, scorer_ref) for name in scorer_names(prompt_set)}
     rows = []
     for variant, pipe in pipes.items():
         images = generate_images(pipe, [it["prompt"] for it in todo], [it["seed"] for it in todo],

@@ -267,20 +267,14 @@ def edit(pipe, family: Family, edits: Sequence[tuple[str, str, str]], cfg: Refac
     return out, log
 
 
-def default_layer(text_encoder) -> int:
-    """The paper's best RoAD layer (7 of SD1.4's 12), scaled to the encoder's depth."""
-    return round(7 / 12 * text_encoder.config.num_hidden_layers)
-
-
 def run(pipe, family: Family, cfg, cache_dir: Path, progress: bool = True
         ) -> tuple[dict[str, torch.Tensor], dict]:
-    """Run a ReFACT edit config (robust_edit.config.EditConfig) on `pipe`, in place."""
+    """Run a resolved ReFACT edit config (robust_edit.resolve.edit) on `pipe`, in place."""
     from robust_edit.edit import tasks
 
     p = cfg.refact
     edits = tasks.refact_edits(cfg)
-    layer = p.layer if p.layer is not None else default_layer(getattr(pipe, p.encoders[0]))
-    corpus_id, texts = tasks.corpus(cfg)
+    corpus_id, texts = p.corpus, tasks.corpus_texts(p.corpus, p.corpus_size)
     keys = {}
 
     def covariance_for(enc_name, text_encoder, tokenizer, fc2):
@@ -288,11 +282,12 @@ def run(pipe, family: Family, cfg, cache_dir: Path, progress: bool = True
                                               cache_dir)
         return C
 
-    rcfg = RefactConfig(encoders=tuple(p.encoders), layer=layer, max_steps=p.max_steps,
-                        **tasks.refact_optimisation(cfg))
+    optimisation = {"objective": p.objective, "lr": p.lr, "max_norm_ratio": p.max_norm_ratio}
+    rcfg = RefactConfig(encoders=tuple(p.encoders), layer=p.layer, max_steps=p.max_steps,
+                        **optimisation)
     tensors, log = edit(pipe, family, edits, rcfg, covariance_for, progress=progress)
-    details = {"edits": [list(e) for e in edits], "layer": layer, "encoders": list(p.encoders),
-               "optimisation_settings": tasks.refact_optimisation(cfg),
+    details = {"edits": [list(e) for e in edits], "layer": p.layer, "encoders": list(p.encoders),
+               "optimisation_settings": optimisation,
                "corpus": {"dataset": corpus_id, "texts": len(texts), "covariance_keys": keys},
                "optimisation": [s.to_dict() for s in log]}
     return tensors, details

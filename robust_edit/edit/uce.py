@@ -211,25 +211,22 @@ def debias(pipe, family: Family, concepts: Sequence[str], attributes: dict[str, 
 
 
 def run(pipe, family: Family, cfg, progress: bool = True) -> tuple[dict[str, torch.Tensor], dict]:
-    """Run a UCE edit config (robust_edit.config.EditConfig) on `pipe`, in place.
+    """Run a resolved UCE edit config (robust_edit.resolve.edit) on `pipe`, in place.
     Returns ({"<denoiser>.<layer>.weight": tensor}, details for the manifest)."""
-    from robust_edit.edit import tasks
-    from robust_edit.generate import generate_images
+    from robust_edit.generate import generate_images, settings_of
 
     p = cfg.uce
+    concepts = list(cfg.concepts)
     if cfg.task in ("unsafe", "erase"):
-        concepts = tasks.unsafe_concepts(cfg)
-        keep = tasks.preserve(cfg, concepts)
-        weights = erase(pipe, family, concepts, guide=p.guide, preserve=keep, lam=p.lam,
-                        s_e=p.s_e, s_p=1.0 if p.s_p is None else p.s_p, key_policy=p.key_policy)
-        details = {"concepts": concepts, "guide": p.guide, "preserve": keep}
+        weights = erase(pipe, family, concepts, guide=p.guide, preserve=p.preserve, lam=p.lam,
+                        s_e=p.s_e, s_p=p.s_p, key_policy=p.key_policy)
+        details = {"concepts": concepts, "guide": p.guide, "preserve": list(p.preserve)}
     else:
         from robust_edit.scorers.clip import ClipScorer
 
-        concepts = tasks.debias_concepts(cfg)
-        attributes, texts = tasks.debias_attributes(cfg)
-        classifier = ClipScorer(tasks.classifier_ref(cfg), device=str(pipe.device))
-        settings = tasks.generation_settings(cfg)
+        attributes, texts = dict(p.attributes), dict(p.attribute_texts)
+        classifier = ClipScorer(p.classifier, device=str(pipe.device))
+        settings = settings_of(cfg.generation)
 
         def report(entry: DebiasIteration) -> None:
             if progress:
@@ -244,10 +241,9 @@ def run(pipe, family: Family, cfg, progress: bool = True) -> tuple[dict[str, tor
                                                             desc="debias images"),
             images_per_concept=p.images_per_concept, tolerance=p.tolerance,
             max_iterations=p.max_iterations, step=p.step, lam=p.lam, s_e=p.s_e,
-            s_p=0.1 if p.s_p is None else p.s_p, preserve=tasks.preserve(cfg, concepts), key_policy=p.key_policy,
-            seed=cfg.seed, progress=report)
+            s_p=p.s_p, preserve=p.preserve, key_policy=p.key_policy, seed=cfg.seed, progress=report)
         details = {"concepts": concepts, "attributes": attributes, "attribute_texts": texts,
-                   "classifier": tasks.classifier_ref(cfg), "generation": asdict(settings),
+                   "classifier": p.classifier, "generation": asdict(settings),
                    "iterations": [e.to_dict() for e in log]}
     tensors = {f"{family.denoiser}.{name}.weight": w for name, w in weights.items()}
     return tensors, {**details, "key_policy": p.key_policy}

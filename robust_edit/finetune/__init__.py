@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from robust_edit import resolve
 from robust_edit.atomic import write_atomic
 from robust_edit.config import FinetuneConfig
 from robust_edit.finetune import dora, dreambooth, full, loop, lora
@@ -40,6 +41,7 @@ def run(cfg: FinetuneConfig, model_ref: str, out: Path, *, edit_artifact: Path |
     from robust_edit.provenance import git_commit, package_versions
 
     check_data(cfg.dataset)
+    cfg = resolve.finetune(cfg)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if (out / MANIFEST).exists():
@@ -62,24 +64,22 @@ def run(cfg: FinetuneConfig, model_ref: str, out: Path, *, edit_artifact: Path |
     captions = [cfg.instance_prompt] * len(data) if cfg.instance_prompt else data.captions
     prior = None
     if cfg.method == "dreambooth" and cfg.prior_preservation:
-        from robust_edit.profiles import defaults_for
-        from robust_edit.generate import GenerationSettings
+        from robust_edit.generate import settings_of
 
-        class_prompt = cfg.class_prompt or data.class_prompt
-        settings = GenerationSettings(guidance=defaults_for(cfg.dataset).guidance)
-        images = dreambooth.class_images(pipe, class_prompt, cfg.class_images,
-                                         cache_dir or out / "cache", (edit or base)["hash"], settings)
-        prior = (loop.encode_latents(pipe, images), [class_prompt] * len(images))
+        images = dreambooth.class_images(pipe, cfg.class_prompt, cfg.class_images,
+                                         cache_dir or out / "cache", (edit or base)["hash"],
+                                         settings_of(cfg.class_generation))
+        prior = (loop.encode_latents(pipe, images), [cfg.class_prompt] * len(images))
     torch.manual_seed(cfg.seed)  # adapter initialisation draws from the global generator
     method = METHODS[cfg.method]
     params = method.prepare(pipe, family, cfg)
     n_trainable = sum(p.numel() for p in params.values())
     if progress:
         print(f"{cfg.method}: {n_trainable:,} trainable parameters "
-              f"({cfg.resolved_targets}, {cfg.resolved_optimizer}, lr {cfg.resolved_lr})", flush=True)
+              f"({cfg.targets}, {cfg.optimizer}, lr {cfg.lr})", flush=True)
     manifest = {
         "method": cfg.method, "config": cfg.model_dump(mode="json"),
-        "targets": cfg.resolved_targets, "optimizer": cfg.resolved_optimizer, "lr": cfg.resolved_lr,
+        "targets": cfg.targets, "optimizer": cfg.optimizer, "lr": cfg.lr,
         "dataset": {"id": data.dataset_id, "hash": data.content_hash, "size": len(data)},
         "seed": cfg.seed, "base_model": base, "edit": edit, "trainable_parameters": n_trainable,
         "versions": package_versions(), "git_commit": git_commit(), "status": "running",

@@ -28,7 +28,7 @@ def prepare(pipe, family: Family, cfg) -> dict[str, torch.nn.Parameter]:
     """Unfreeze the targeted components; {"<component>.<param>": parameter}."""
     freeze_all(pipe)
     params = {}
-    for comp, module in components(pipe, family, cfg.resolved_targets).items():
+    for comp, module in components(pipe, family, cfg.targets).items():
         module.requires_grad_(True)
         module.train()
         params.update({f"{comp}.{n}": p for n, p in module.named_parameters()})
@@ -37,7 +37,7 @@ def prepare(pipe, family: Family, cfg) -> dict[str, torch.nn.Parameter]:
 
 def finish(pipe, family: Family, cfg, out) -> dict:
     """Save the fine-tuned pipeline (`save_pretrained`, safetensors) under out/pipeline."""
-    for module in components(pipe, family, cfg.resolved_targets).values():
+    for module in components(pipe, family, cfg.targets).values():
         module.eval()
     pipe.save_pretrained(out / "pipeline", safe_serialization=True)
     return {"pipeline": "pipeline"}

@@ -178,7 +178,7 @@ def train(pipe, family: Family, params: dict[str, torch.nn.Parameter], cfg, late
     """
     loss_fn = LOSSES[family.name]
     trainable = list(params.values())
-    optimizer = make_optimizer(cfg.resolved_optimizer, trainable, cfg.resolved_lr, cfg.weight_decay)
+    optimizer = make_optimizer(cfg.optimizer, trainable, cfg.lr, cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
     start, losses = resume(run_dir, params, optimizer, gen)
     bar = tqdm(range(start, cfg.steps), desc=f"fine-tune {cfg.method}", disable=not progress,

@@ -18,7 +18,7 @@ def lora_config(family: Family, cfg, component: str, use_dora: bool):
 
     targets = (family.lora_denoiser_targets if component == family.denoiser
                else family.lora_text_targets)
-    return LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha or cfg.rank, init_lora_weights="gaussian",
+    return LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, init_lora_weights="gaussian",
                       target_modules=list(targets), use_dora=use_dora)
 
 
@@ -26,7 +26,7 @@ def prepare(pipe, family: Family, cfg, use_dora: bool = USE_DORA) -> dict[str, t
     """Freeze everything, add one adapter per targeted component; {name: trainable param}."""
     freeze_all(pipe)
     params = {}
-    for comp, module in components(pipe, family, cfg.resolved_targets).items():
+    for comp, module in components(pipe, family, cfg.targets).items():
         module.add_adapter(lora_config(family, cfg, comp, use_dora))
         module.train()
         params.update({f"{comp}.{n}": p for n, p in module.named_parameters() if p.requires_grad})
@@ -36,7 +36,7 @@ def prepare(pipe, family: Family, cfg, use_dora: bool = USE_DORA) -> dict[str, t
 def expected_trainable(pipe, family: Family, cfg, use_dora: bool = USE_DORA) -> int:
     """r (d_in + d_out) per targeted Linear, plus d_out magnitudes per module for DoRA."""
     total = 0
-    for comp, module in components(pipe, family, cfg.resolved_targets).items():
+    for comp, module in components(pipe, family, cfg.targets).items():
         targets = (family.lora_denoiser_targets if comp == family.denoiser
                    else family.lora_text_targets)
         for name, m in module.named_modules():
@@ -48,12 +48,11 @@ def expected_trainable(pipe, family: Family, cfg, use_dora: bool = USE_DORA) -> 
 
 def finish(pipe, family: Family, cfg, out) -> dict:
     """Save the adapters in diffusers' LoRA format under out/lora."""
+    from diffusers.utils import convert_state_dict_to_diffusers
     from peft.utils import get_peft_model_state_dict
 
-    from diffusers.utils import convert_state_dict_to_diffusers
-
     layers = {}
-    for comp, module in components(pipe, family, cfg.resolved_targets).items():
+    for comp, module in components(pipe, family, cfg.targets).items():
         module.eval()
         state = get_peft_model_state_dict(module)
         # peft drops DoRA magnitudes' ".weight"; diffusers' loader (transformers 5 path)

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from robust_edit.config import EditConfig, FinetuneConfig, SweepSpec
+from robust_edit import resolve
 from robust_edit.cache import file_sha256
+from robust_edit.config import EditConfig, FinetuneConfig, PromptSet, SweepSpec
 
 VARIANTS = ("M", "M_ed", "M_ft", "M_ed_ft")
 PACKAGE = Path(__file__).resolve().parent.parent
@@ -100,8 +101,9 @@ def adapter_rank(ft: FinetuneConfig) -> int | None:
     return ft.rank if ft.method in ("lora", "dora") else None
 
 
-# Names of edits and fine-tunes are labels: in result rows and the aggregate's tables, in
-# no other key, so renaming one recomputes only the aggregate.
+# Stages hold and hash resolved configs (robust_edit.resolve). Names of edits and
+# fine-tunes are labels: in result rows and the aggregate's tables, in no other key, so
+# renaming one recomputes only the aggregate.
 def _edit_stage(model: str, model_key: str, edit: EditConfig) -> Stage:
     cfg = {"model": model, "model_key": model_key, "edit": edit.model_dump(mode="json", exclude={"name"})}
     return Stage("edit", content_key("edit", cfg), cfg, (),
@@ -118,42 +120,27 @@ def _finetune_stage(model: str, model_key: str, ft: FinetuneConfig, name: str,
                   "ft_seed": ft.seed, "edit": edit.labels["edit"] if edit else None})
 
 
-def prompt_set_of(edit: EditConfig) -> dict:
-    """What an edit task's evaluation items depend on (edit.evaluate.items)."""
-    return {"method": edit.method, "task": edit.task, "dataset": edit.dataset, "rows": edit.rows,
-            "concepts": list(edit.concepts or ()),
-            "attributes": edit.uce.attributes, "attribute_texts": edit.uce.attribute_texts}
-
-
-def prompt_set_config(prompt_set: dict) -> EditConfig:
-    """An edit config carrying a prompt set, for edit.evaluate.items."""
-    from robust_edit.config import UCEParams
-
-    return EditConfig(method=prompt_set["method"], task=prompt_set["task"],
-                      dataset=prompt_set["dataset"], rows=prompt_set["rows"],
-                      concepts=tuple(prompt_set["concepts"]) or None,
-                      uce=UCEParams(attributes=prompt_set["attributes"],
-                                    attribute_texts=prompt_set["attribute_texts"]))
-
-
 def build(spec: SweepSpec) -> Graph:
     g = Graph(spec)
-    evaluation = spec.evaluation.model_dump(mode="json")
+    seeds, scorer = spec.evaluation.seeds, {"scorer": spec.evaluation.scorer}
     for model in spec.models:
         model_key = content_key("model", model_fingerprint(model))
-        edits = {e.name: g.add(_edit_stage(model, model_key, e)) for e in spec.edits}
-        runs = [(f.name, cfg) for f in spec.finetunes for cfg in f.expand()]
+        resolved = {e.name: resolve.edit(e, model).model_copy(update={"name": e.name})
+                    for e in spec.edits}
+        edits = {n: g.add(_edit_stage(model, model_key, e)) for n, e in resolved.items()}
+        runs = [(f.name, resolve.finetune(cfg)) for f in spec.finetunes for cfg in f.expand()]
         ft_plain = {(n, c.rank, c.seed): g.add(_finetune_stage(model, model_key, c, n, None))
                     for n, c in runs}
-        for e in spec.edits:
-            prompt_set = prompt_set_of(e)
+        for e in resolved.values():
+            generation = resolve.generation(spec.evaluation.generation, e.dataset)
+            prompt_set = PromptSet.of(e, generation).model_dump(mode="json")
 
             def generate(variant: str, source: str, labels: dict) -> Stage:
-                cfg = {"variant": variant, "prompt_set": prompt_set, "evaluation": evaluation}
+                cfg = {"variant": variant, "prompt_set": prompt_set, "seeds": seeds}
                 gen = g.add(Stage("generate", content_key("generate", cfg, (source,)), cfg, (source,),
                                   {**labels, "variant": variant, "task": e.task}))
-                g.add(Stage("score", content_key("score", {"evaluation": evaluation}, (gen.key,)),
-                            {"scorer": spec.evaluation.scorer}, (gen.key,), gen.labels))
+                g.add(Stage("score", content_key("score", scorer, (gen.key,)), scorer, (gen.key,),
+                            gen.labels))
                 return gen
 
             m = generate("M", model_key, {"model": model})

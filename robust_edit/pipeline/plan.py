@@ -2,34 +2,30 @@
 
 from __future__ import annotations
 
+import json
+from functools import cache
+
 from robust_edit.config import SweepSpec
 from robust_edit.pipeline.graph import GPU_HOURS, Graph, build
 
-ROAD_PROMPTS_PER_EDIT = 11  # the edit prompt, 5 positives, 5 negatives
 
+def images_per_generate(graph: Graph) -> dict[str, int]:
+    """Images each generate stage draws: its prompt set's evaluation items."""
+    from robust_edit.config import PromptSet
+    from robust_edit.edit.evaluate import items
 
-def images_per_generate(spec: SweepSpec) -> dict[str, int]:
-    """Images one variant generates for each edit's prompt set."""
-    from robust_edit import data
-    from robust_edit.edit import tasks
+    @cache
+    def count(prompt_set: str, seeds: int) -> int:
+        return len(items(PromptSet.model_validate_json(prompt_set), seeds))
 
-    out = {}
-    for e in spec.edits:
-        if e.task in ("appearance", "role"):
-            out[e.name] = len(tasks.road_rows(e)) * ROAD_PROMPTS_PER_EDIT * spec.evaluation.seeds
-        elif e.task == "debias":
-            concepts = set(tasks.debias_concepts(e))
-            out[e.name] = sum(r.group in concepts for r in data.load(e.dataset))
-        else:
-            out[e.name] = len(data.load(e.dataset)[e.row_slice()])
-    return out
+    return {s.key: count(json.dumps(s.config["prompt_set"]), s.config["seeds"])
+            for s in graph.by_kind("generate")}
 
 
 def gpu_hours(graph: Graph) -> dict[str, float]:
     from robust_edit.models import family_of
 
-    spec = graph.spec
-    images = images_per_generate(spec)
+    images = images_per_generate(graph)
     hours = {"edit": 0.0, "finetune": 0.0, "generate": 0.0, "score": 0.0}
     for s in graph.stages.values():
         if s.kind == "aggregate":
@@ -40,10 +36,18 @@ def gpu_hours(graph: Graph) -> dict[str, float]:
         elif s.kind == "finetune":
             hours["finetune"] += cost["finetune_per_1k_steps"] * s.config["finetune"]["steps"] / 1000
         else:
-            edit = next(e.name for e in spec.edits if e.task == s.labels["task"])
+            gen = s.key if s.kind == "generate" else s.inputs[0]
             key = "generate_per_1k_images" if s.kind == "generate" else "score_per_1k_images"
-            hours[s.kind] += cost[key] * images[edit] / 1000
+            hours[s.kind] += cost[key] * images[gen] / 1000
     return hours
+
+
+def as_json(spec: SweepSpec) -> dict:
+    """The stage graph as data: what each stage will run, with its resolved config."""
+    g = build(spec)
+    return {"sweep": spec.name, "cells": len(g.cells), "counts": g.counts(),
+            "stages": [{"kind": s.kind, "key": s.key, "inputs": list(s.inputs),
+                        "labels": s.labels, "config": s.config} for s in g.stages.values()]}
 
 
 def describe(spec: SweepSpec) -> str:

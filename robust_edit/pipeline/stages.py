@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from robust_edit.atomic import write_atomic
-from robust_edit.config import EditConfig, FinetuneConfig, GenerationConfig
-from robust_edit.pipeline.graph import Stage, prompt_set_config
+from robust_edit.config import EditConfig, FinetuneConfig, PromptSet
+from robust_edit.pipeline.graph import Stage
 from robust_edit.pipeline.store import Store
 
 IMAGES = "images.parquet"
@@ -73,19 +73,16 @@ def run_generate(stage: Stage, store: Store) -> None:
     import pandas as pd
     from PIL import Image
 
-    from robust_edit.edit import tasks
     from robust_edit.edit.evaluate import items
-    from robust_edit.generate import generate_images
+    from robust_edit.generate import generate_images, settings_of
     from robust_edit.provenance import git_commit, package_versions
 
     if store.done(stage):
         return
     t0 = time.time()
-    evaluation = stage.config["evaluation"]
-    cfg = prompt_set_config(stage.config["prompt_set"]).model_copy(
-        update={"generation": GenerationConfig.model_validate(evaluation["generation"])})
-    todo = items(cfg, evaluation["seeds"])
-    settings = tasks.generation_settings(cfg)
+    cfg = PromptSet.model_validate(stage.config["prompt_set"])
+    todo = items(cfg, stage.config["seeds"])
+    settings = settings_of(cfg.generation)
     pipe = variant_pipeline(stage, store)
     images = generate_images(pipe, [it["prompt"] for it in todo], [it["seed"] for it in todo],
                              settings, desc=f"{stage.config['variant']} {cfg.task}")
@@ -113,7 +110,7 @@ def scorer_names(stage: Stage) -> list[str]:
     """The registered scorers a generate stage's images need."""
     from robust_edit.edit.evaluate import scorer_names as names
 
-    return names(prompt_set_config(stage.config["prompt_set"]))
+    return names(PromptSet.model_validate(stage.config["prompt_set"]))
 
 
 def write_scores(stage: Stage, store: Store, scores, started: float) -> None:

@@ -5,7 +5,6 @@ import pytest
 from robust_edit.config import EditConfig
 from robust_edit.data import shared_data_dir
 from robust_edit.edit import tasks
-from robust_edit.profiles import I2P_CONCEPTS
 
 needs_shared = pytest.mark.skipif(not (shared_data_dir() / "road").exists(),
                                   reason="../shared/data not beside this checkout")
@@ -28,35 +27,23 @@ def test_time_rows_become_refact_edits():
     assert len(edits) == 2 and all(s == old and old != new for s, old, new in edits)
 
 
-@pytest.mark.parametrize("dataset, attrs", [("world:professions", {"tall", "short"}),
-                                            pytest.param("uce:professions", {"male", "female"},
-                                                         marks=needs_shared)])
-def test_profession_sets_become_debias_concepts(dataset, attrs):
-    cfg = EditConfig(method="uce", task="debias", dataset=dataset, rows="0:4")
-    concepts = tasks.debias_concepts(cfg)
-    assert len(concepts) == 4 and len(set(concepts)) == 4
-    shares, texts = tasks.debias_attributes(cfg)
-    assert set(shares) == set(texts) == attrs and sum(shares.values()) == pytest.approx(1)
+@pytest.mark.parametrize("dataset", ["world:professions",
+                                     pytest.param("uce:professions", marks=needs_shared)])
+def test_profession_sets_become_debias_concepts_in_row_order(dataset):
+    every = tasks.debias_concepts(EditConfig(method="uce", task="debias", dataset=dataset))
+    concepts = tasks.debias_concepts(EditConfig(method="uce", task="debias", dataset=dataset,
+                                                rows="1:5"))
+    assert concepts == every[1:5] and len(set(concepts)) == 4
 
 
-@pytest.mark.parametrize("dataset", ["world:unsafe", pytest.param("i2p", marks=needs_shared)])
-def test_i2p_sets_become_unsafe_concepts(dataset):
-    concepts = tasks.unsafe_concepts(EditConfig(method="uce", task="unsafe", dataset=dataset))
-    if dataset == "i2p":
-        assert concepts == list(I2P_CONCEPTS)
-    else:
-        assert {"violent", "nude", "blood"} <= set(concepts)
+def test_corpus_texts_are_a_datasets_prompts_or_a_profiles_own():
+    coco = tasks.corpus_texts("world:coco", 5)
+    assert len(coco) == 5 and all(isinstance(t, str) and t for t in coco)
+    captions = tasks.corpus_texts("world:captions", 300)
+    assert len(captions) == 300 and len(set(captions)) > 100  # sampled scenes, not one prompt
+    assert tasks.corpus_texts("world:captions", 300) == captions  # seeded
 
 
 def test_task_and_dataset_format_must_match():
     with pytest.raises(ValueError, match="professions dataset; task 'unsafe' reads"):
-        tasks.unsafe_concepts(EditConfig(method="uce", task="unsafe", dataset="world:professions"))
-
-
-def test_uce_preserve_defaults():
-    world = EditConfig(method="uce", task="erase", dataset="world:unsafe", concepts=("lime",))
-    keep = tasks.preserve(world, ["lime"])
-    assert "" in keep and "red" in keep and "a lemon" in keep and "a lime" not in keep
-    explicit = EditConfig(method="uce", task="unsafe", dataset="world:unsafe", uce={"preserve": ["", "x"]})
-    assert tasks.preserve(explicit) == ["", "x"]
-    assert tasks.preserve(EditConfig(method="uce", task="unsafe", dataset="i2p")) == [""]
+        tasks.check_dataset(EditConfig(method="uce", task="unsafe", dataset="world:professions"))

@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from robust_edit import edit, finetune
+from robust_edit import edit, finetune, resolve
 from robust_edit.config import EditConfig, FinetuneConfig
 from robust_edit.finetune import loop
 from robust_edit.models import FAMILIES, load_pipeline
@@ -49,7 +49,7 @@ def test_same_seed_same_weights_and_resume_after_kill_matches(method, quick_worl
 @pytest.mark.parametrize("rank", [4, 8, 16])
 def test_trainable_parameters_follow_the_formula(method, rank, quick_world):
     pipe = load_pipeline(str(quick_world / "sd"))
-    cfg = FinetuneConfig(method=method, dataset="world:style", rank=rank)
+    cfg = resolve.finetune(FinetuneConfig(method=method, dataset="world:style", rank=rank))
     params = finetune.METHODS[method].prepare(pipe, FAMILIES["sd"], cfg)
     te = pipe.text_encoder.config
     # 4 attention projections (h -> h) per layer: r (h + h) each, plus h magnitudes for DoRA.

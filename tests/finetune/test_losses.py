@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from robust_edit import resolve
 from robust_edit.config import FinetuneConfig
 from robust_edit.finetune import full, loop
 from robust_edit.models import FAMILIES
@@ -12,8 +13,8 @@ from tests.tiny_pipelines import tiny_flux, tiny_sdxl
 @pytest.mark.parametrize("family_name, make, size", [("sdxl", tiny_sdxl, 32), ("flux", tiny_flux, 16)])
 def test_loop_trains_every_family(family_name, make, size, tmp_path):
     pipe, family = make(), FAMILIES[family_name]
-    cfg = FinetuneConfig(method="full", dataset="x", steps=3, batch_size=2, checkpoint_every=3,
-                         targets="unet", lr=1e-3)
+    cfg = resolve.finetune(FinetuneConfig(method="full", dataset="x", steps=3, batch_size=2,
+                                          checkpoint_every=3, targets="unet", lr=1e-3))
     params = full.prepare(pipe, family, cfg)
     before = {k: v.detach().clone() for k, v in params.items()}
     images = (torch.rand(4, size, size, 3, generator=torch.Generator().manual_seed(0)) * 255).byte().numpy()

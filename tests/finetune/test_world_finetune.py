@@ -9,8 +9,8 @@ import pytest
 
 from robust_edit import finetune
 from robust_edit.config import load_sweep
-from robust_edit.world.finetune_evaluation import dreambooth_report, style_report
 from robust_edit.models import load_pipeline
+from robust_edit.world.finetune_evaluation import dreambooth_report, style_report
 from robust_edit.world.scorer import WorldScorer
 
 pytestmark = pytest.mark.slow

@@ -1,0 +1,81 @@
+"""Every default, filled in one place. A config leaves here with no field left open: method
+defaults (config.FINETUNE_DEFAULTS, UCE's preserve scale), per-family ones (ReFACT's layer)
+and the data's (robust_edit.profiles: the study's for real data, a profile's for its own).
+Sweep stages hash and run what this returns; nothing reads a default later. Resolving a
+resolved config changes nothing."""
+
+from __future__ import annotations
+
+from robust_edit.config import FINETUNE_DEFAULTS, EditConfig, FinetuneConfig, GenerationConfig
+from robust_edit.edit import tasks
+from robust_edit.profiles import check_finetune_dataset, defaults_for
+
+# UCE's preserve scale s_p when the config gives none: the paper-era erase setting for
+# erase/unsafe, the debias reference's 0.1 for debias.
+UCE_PRESERVE_SCALE = {"erase": 1.0, "unsafe": 1.0, "debias": 0.1}
+
+
+def edit(cfg: EditConfig, model: str | None = None) -> EditConfig:
+    """`model` fills the per-model defaults (ReFACT's layer); without it they stay open."""
+    tasks.check_dataset(cfg)
+    d = defaults_for(cfg.dataset)
+    update: dict = {"generation": generation(cfg.generation, cfg.dataset)}
+    if cfg.method == "uce":
+        uce: dict = {"classifier": cfg.uce.classifier or d.classifier,
+                     "s_p": UCE_PRESERVE_SCALE[cfg.task] if cfg.uce.s_p is None else cfg.uce.s_p}
+        concepts = cfg.concepts
+        if cfg.task == "debias":
+            concepts = concepts or tuple(tasks.debias_concepts(cfg))
+            if cfg.uce.attributes is None:
+                uce |= {"attributes": dict(d.debias_attributes),
+                        "attribute_texts": dict(d.debias_texts)}
+            elif cfg.uce.attribute_texts is None:
+                uce["attribute_texts"] = {a: f"a {a} person" for a in cfg.uce.attributes}
+        elif concepts is None:
+            if cfg.task == "erase":
+                raise ValueError("concepts: an erase edit needs the concepts to erase, "
+                                 "e.g. ['lime']")
+            concepts = tuple(d.unsafe_concepts)
+        if cfg.uce.preserve is None:  # the data's vocabulary, less what names an edited concept
+            edited = {w for c in concepts for w in c.lower().split()}
+            uce["preserve"] = tuple(p for p in d.preserve_vocabulary
+                                    if not edited & set(p.lower().split()))
+        update |= {"concepts": tuple(concepts), "uce": cfg.uce.model_copy(update=uce)}
+    else:
+        p = cfg.refact
+        refact = {"corpus": p.corpus or d.refact_corpus,
+                  "objective": p.objective or d.refact_objective,
+                  "lr": p.lr or d.refact_lr,
+                  "max_norm_ratio": p.max_norm_ratio or d.refact_max_norm_ratio}
+        if p.layer is None and model is not None:
+            from robust_edit.models import text_encoder_layers
+
+            # the paper's best RoAD layer (7 of SD1.4's 12), scaled to the encoder's depth
+            refact["layer"] = round(7 / 12 * text_encoder_layers(model, p.encoders[0]))
+        update["refact"] = p.model_copy(update=refact)
+    return cfg.model_copy(update=update)
+
+
+def generation(cfg: GenerationConfig, dataset: str) -> GenerationConfig:
+    """Drawing prompts of `dataset`: guidance as configured, else the data's."""
+    if cfg.guidance is not None:
+        return cfg
+    return cfg.model_copy(update={"guidance": defaults_for(dataset).guidance})
+
+
+def evaluation_scorer(dataset: str) -> str:
+    """The scorer an edit's own evaluation (`robust-edit edit --evaluate`) labels with."""
+    return defaults_for(dataset).classifier
+
+
+def finetune(cfg: FinetuneConfig) -> FinetuneConfig:
+    targets, optimizer, lr = FINETUNE_DEFAULTS[cfg.method]
+    optimizer = cfg.optimizer or optimizer
+    update = {"targets": cfg.targets or targets, "optimizer": optimizer,
+              "lr": cfg.lr if cfg.lr is not None else (1.0 if optimizer == "prodigy" else lr),
+              "class_generation": generation(cfg.class_generation, cfg.dataset)}
+    if cfg.method in ("lora", "dora") and cfg.alpha is None:
+        update["alpha"] = float(cfg.rank)
+    if cfg.method == "dreambooth" and cfg.prior_preservation and cfg.class_prompt is None:
+        update["class_prompt"] = check_finetune_dataset(cfg.dataset, "dataset")
+    return cfg.model_copy(update=update)

@@ -1,0 +1,98 @@
+"""Every default is filled in one place, from the method, the family and the data's profile."""
+
+import pytest
+from pydantic import BaseModel
+
+from robust_edit import resolve
+from robust_edit.config import EditConfig, FinetuneConfig, load_sweep
+from robust_edit.data import shared_data_dir
+from robust_edit.profiles import I2P_CONCEPTS
+
+needs_shared = pytest.mark.skipif(not (shared_data_dir() / "road").exists(),
+                                  reason="../shared/data not beside this checkout")
+
+
+def _open_fields(model, path="") -> list[str]:
+    out = []
+    for name, value in model:
+        if isinstance(value, BaseModel):
+            out += _open_fields(value, f"{path}{name}.")
+        elif value is None:
+            out.append(path + name)
+    return out
+
+
+@pytest.mark.parametrize("dataset, attrs, scorer, guidance", [
+    ("world:professions", {"tall", "short"}, "world:scorer", 3.0),
+    pytest.param("uce:professions", {"male", "female"}, "ViT-L-14/openai", 7.5, marks=needs_shared)])
+def test_debias_defaults_come_from_the_datas_profile(dataset, attrs, scorer, guidance):
+    cfg = resolve.edit(EditConfig(method="uce", task="debias", dataset=dataset, rows="0:4"))
+    assert len(cfg.concepts) == 4 and set(cfg.uce.attributes) == set(cfg.uce.attribute_texts) == attrs
+    assert sum(cfg.uce.attributes.values()) == pytest.approx(1)
+    assert (cfg.uce.classifier, cfg.generation.guidance, cfg.uce.s_p) == (scorer, guidance, 0.1)
+
+
+@pytest.mark.parametrize("dataset", ["world:unsafe", pytest.param("i2p", marks=needs_shared)])
+def test_unsafe_concepts_and_preserve_set(dataset):
+    cfg = resolve.edit(EditConfig(method="uce", task="unsafe", dataset=dataset))
+    assert cfg.uce.s_p == 1.0
+    if dataset == "i2p":
+        assert cfg.concepts == I2P_CONCEPTS and cfg.uce.preserve == ("",)
+    else:
+        assert {"violent", "nude", "blood"} <= set(cfg.concepts)
+        assert "" in cfg.uce.preserve and "red" in cfg.uce.preserve
+
+
+def test_preserve_leaves_out_edited_concepts_and_keeps_an_explicit_set():
+    world = resolve.edit(EditConfig(method="uce", task="erase", dataset="world:unsafe",
+                                    concepts=("lime",)))
+    assert "a lemon" in world.uce.preserve and "a lime" not in world.uce.preserve
+    explicit = EditConfig(method="uce", task="unsafe", dataset="world:unsafe",
+                          uce={"preserve": ["", "x"]})
+    assert resolve.edit(explicit).uce.preserve == ("", "x")
+
+
+def test_an_erase_without_concepts_is_refused():
+    with pytest.raises(ValueError, match="concepts: an erase edit needs"):
+        resolve.edit(EditConfig(method="uce", task="erase", dataset="world:unsafe"))
+
+
+def test_refact_layer_scales_with_the_models_text_encoder():
+    world = resolve.edit(EditConfig(method="refact", task="appearance", dataset="world:road"),
+                         "world:sd")
+    assert world.refact.layer == round(7 / 12 * 4)  # the world's encoder has 4 layers
+    assert (world.refact.objective, world.refact.corpus) == ("tokens", "world:captions")
+    hub = resolve.edit(EditConfig(method="refact", task="appearance", dataset="world:road"),
+                       "CompVis/stable-diffusion-v1-4")
+    assert hub.refact.layer == 7  # the paper's layer of SD1.4's 12
+
+
+def test_finetune_defaults_per_method():
+    lora = resolve.finetune(FinetuneConfig(method="lora", dataset="world:style", rank=8))
+    assert (lora.targets, lora.optimizer, lora.lr, lora.alpha) == ("text_encoder", "adamw", 1e-3, 8)
+    dora = resolve.finetune(FinetuneConfig(method="dora", dataset="world:style"))
+    assert (dora.optimizer, dora.lr) == ("prodigy", 1.0)
+    db = resolve.finetune(FinetuneConfig(method="dreambooth", dataset="world:dreambooth:ring"))
+    assert db.class_prompt and db.class_generation.guidance == 3.0 and db.alpha is None
+
+
+def test_every_config_of_the_quickstart_resolves_with_nothing_left_open_and_idempotently():
+    spec = load_sweep("sweeps/quickstart.yaml")
+    open_by_design = {"name", "rows"}  # a label, and an optional row range
+    for e in spec.edits:
+        cfg = resolve.edit(e, "world:sd")
+        assert resolve.edit(cfg, "world:sd") == cfg
+        # the other method's parameters, ReFACT's concepts (its edits are rows), and the
+        # attributes outside debias
+        other = {"refact": "uce", "uce": "refact"}[cfg.method]
+        unused = {f"{other}.{f}" for f in type(getattr(cfg, other)).model_fields}
+        unused |= {"concepts"} if cfg.method == "refact" else set()
+        unused |= {"uce.attributes", "uce.attribute_texts"} if cfg.task != "debias" else set()
+        left = set(_open_fields(cfg)) - open_by_design - unused
+        assert not left, (e.name, left)
+    for f in spec.finetunes:
+        for c in f.expand():
+            cfg = resolve.finetune(c)
+            assert resolve.finetune(cfg) == cfg
+            assert not set(_open_fields(cfg)) - {"name", "instance_prompt", "class_prompt",
+                                                 "alpha"}, c.method
