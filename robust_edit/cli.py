@@ -80,19 +80,57 @@ def _generate(args) -> None:
     print(f"{len(manifest['images'])} images written to {args.out} (manifest.json)")
 
 
-def _edit_config(args):
-    """The EditConfig from --config YAML, command-line fields and --param overrides."""
-    import yaml
+def add_config_options(parser: argparse.ArgumentParser, model: type) -> None:
+    """One option per top-level field of a config model (`--batch-size` for batch_size):
+    its type, choices, help and default come from the field, so the CLI cannot drift from
+    the config. Nested sections are set with --param SECTION.NAME=VALUE."""
+    import types
+    import typing
 
-    from robust_edit.config import EditConfig
+    from pydantic import BaseModel
+
+    parser.add_argument("--config", help=f"YAML file with the fields of {model.__name__}")
+    nested = []
+    for name, field in model.model_fields.items():
+        if name == "name":  # a sweep's label for result rows
+            continue
+        kind = field.annotation
+        if typing.get_origin(kind) in (typing.Union, types.UnionType):  # X | None
+            kind = next(a for a in typing.get_args(kind) if a is not type(None))
+        flag = "--" + name.replace("_", "-")
+        help_ = field.description or name.replace("_", " ") + (
+            " (required)" if field.is_required() else
+            " (default: robust_edit.resolve fills it)" if field.default is None else
+            f" (default: {field.default})")
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            nested.append((name, kind))
+        elif typing.get_origin(kind) is typing.Literal:
+            parser.add_argument(flag, choices=typing.get_args(kind), help=help_, default=argparse.SUPPRESS)
+        elif kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=help_,
+                                default=argparse.SUPPRESS)
+        elif typing.get_origin(kind) is tuple:
+            parser.add_argument(flag, help=help_ + ", comma-separated", default=argparse.SUPPRESS,
+                                type=lambda v: [c.strip() for c in v.split(",") if c.strip()])
+        elif kind in (int, float, str):
+            parser.add_argument(flag, type=kind, help=help_, default=argparse.SUPPRESS)
+    if nested:
+        section, fields = nested[0][0], nested[0][1].model_fields
+        example = next(f"{section}.{n}={f.default}" for n, f in fields.items()
+                       if f.default is not None)
+        parser.add_argument("--param", action="append", metavar="SECTION.NAME=VALUE",
+                            help=f"set a field of {', '.join(n for n, _ in nested)}, e.g. "
+                                 f"{example} (repeatable)")
+
+
+def config_from_args(model: type, args):
+    """A config model from --config YAML, then the field options, then --param overrides."""
+    import yaml
+    from pydantic import ValidationError
 
     raw = yaml.safe_load(Path(args.config).read_text()) if args.config else {}
-    for field in ("method", "task", "dataset", "rows", "seed"):
-        if getattr(args, field) is not None:
-            raw[field] = getattr(args, field)
-    if args.concepts:
-        raw["concepts"] = [c.strip() for c in args.concepts.split(",") if c.strip()]
-    for item in args.param or []:
+    raw |= {k: v for k, v in vars(args).items() if k in model.model_fields}
+    for item in getattr(args, "param", None) or []:
         key, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"--param {item!r}: expected section.name=value, e.g. uce.lam=0.3")
@@ -101,18 +139,17 @@ def _edit_config(args):
         for part in path:
             node = node.setdefault(part, {})
         node[leaf] = yaml.safe_load(value)
-    return EditConfig.model_validate(raw)
+    try:
+        return model.model_validate(raw)
+    except ValidationError as err:
+        raise ValueError(f"invalid {model.__name__}:\n{err}") from None
 
 
 def _edit(args) -> None:
-    from pydantic import ValidationError
-
     from robust_edit import edit
+    from robust_edit.config import EditConfig
 
-    try:
-        cfg = _edit_config(args)
-    except ValidationError as err:
-        raise ValueError(f"invalid edit config:\n{err}") from None
+    cfg = config_from_args(EditConfig, args)
     artifact, edited = edit.run(cfg, args.model)
     folder = artifact.save(Path(args.out))
     print(f"{cfg.method} {cfg.task} edit of {args.model}: {len(artifact.tensors)} tensor(s) "
@@ -128,23 +165,10 @@ def _edit(args) -> None:
 
 
 def _finetune(args) -> None:
-    import yaml
-    from pydantic import ValidationError
-
     from robust_edit import finetune
     from robust_edit.config import FinetuneConfig
 
-    raw = yaml.safe_load(Path(args.config).read_text()) if args.config else {}
-    for field in ("method", "dataset", "steps", "batch_size", "lr", "optimizer", "targets", "rank",
-                  "alpha", "checkpoint_every", "seed", "instance_prompt", "class_prompt"):
-        if getattr(args, field) is not None:
-            raw[field] = getattr(args, field)
-    if args.no_prior_preservation:
-        raw["prior_preservation"] = False
-    try:
-        cfg = FinetuneConfig.model_validate(raw)
-    except ValidationError as err:
-        raise ValueError(f"invalid fine-tuning config:\n{err}") from None
+    cfg = config_from_args(FinetuneConfig, args)
     manifest = finetune.run(cfg, args.model, Path(args.out),
                             edit_artifact=Path(args.edit) if args.edit else None)
     print(f"{cfg.method} fine-tuning of {args.model}{' + edit ' + args.edit if args.edit else ''}: "
@@ -161,6 +185,7 @@ def _sweep_plan(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from robust_edit.config import EditConfig, FinetuneConfig
     from robust_edit.world.profile import ASSETS as WORLD_ASSETS
 
     p = argparse.ArgumentParser(prog="robust-edit", description=__doc__)
@@ -200,15 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ed = sub.add_parser("edit", help="edit a model (UCE, ReFACT) and write the edit artifact")
     ed.add_argument("--model", default="world:sd", help="world:<name>, pipeline folder or hub id")
-    ed.add_argument("--config", help="YAML edit config (fields of robust_edit.config.EditConfig)")
-    ed.add_argument("--method", choices=["uce", "refact"])
-    ed.add_argument("--task", help="uce: debias, unsafe, erase; refact: appearance, role, time")
-    ed.add_argument("--dataset", help="dataset reference, e.g. world:road, road:test, i2p")
-    ed.add_argument("--rows", help="row range 'start:stop' of the task's rows")
-    ed.add_argument("--concepts", help="comma-separated concepts (debias/erase/unsafe)")
-    ed.add_argument("--seed", type=int)
-    ed.add_argument("--param", action="append", metavar="SECTION.NAME=VALUE",
-                    help="override a parameter, e.g. uce.lam=0.3 or refact.layer=2 (repeatable)")
+    add_config_options(ed, EditConfig)
     ed.add_argument("--out", required=True, help="artifact folder (edit.safetensors + edit.json)")
     ed.add_argument("--evaluate", action="store_true",
                     help="also measure M vs M_ed with the task's protocol (evaluation.json)")
@@ -218,21 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     ft = sub.add_parser("finetune", help="fine-tune a model (full, DreamBooth, LoRA, DoRA)")
     ft.add_argument("--model", default="world:sd", help="world:<name>, pipeline folder or hub id")
     ft.add_argument("--edit", help="edit artifact folder to apply first (fine-tunes M_ed)")
-    ft.add_argument("--config", help="YAML fine-tuning config (robust_edit.config.FinetuneConfig)")
-    ft.add_argument("--method", choices=["full", "dreambooth", "lora", "dora"])
-    ft.add_argument("--dataset", help="world:style, world:dreambooth:<subject>, a folder, hf:<id>")
-    ft.add_argument("--steps", type=int)
-    ft.add_argument("--batch-size", type=int)
-    ft.add_argument("--lr", type=float)
-    ft.add_argument("--optimizer", choices=["adamw", "prodigy"])
-    ft.add_argument("--targets", choices=["text_encoder", "unet", "both"])
-    ft.add_argument("--rank", type=int)
-    ft.add_argument("--alpha", type=float)
-    ft.add_argument("--checkpoint-every", type=int)
-    ft.add_argument("--seed", type=int)
-    ft.add_argument("--instance-prompt")
-    ft.add_argument("--class-prompt")
-    ft.add_argument("--no-prior-preservation", action="store_true")
+    add_config_options(ft, FinetuneConfig)
     ft.add_argument("--out", required=True, help="run folder (checkpoints, outputs, manifest)")
     ft.set_defaults(func=_finetune)
 

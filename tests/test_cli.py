@@ -47,3 +47,25 @@ def test_edit_writes_an_artifact_and_bad_configs_exit_2(quick_world, tmp_path, c
               "--dataset", "world:professions", "--out", str(tmp_path / "x")])
     assert exit_.value.code == 2
     assert "not a refact task" in capsys.readouterr().err
+
+
+def test_edit_and_finetune_options_are_generated_from_the_config_fields():
+    from pydantic import BaseModel
+
+    from robust_edit.cli import config_from_args
+    from robust_edit.config import EditConfig, FinetuneConfig
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    for command, model in (("edit", EditConfig), ("finetune", FinetuneConfig)):
+        options = {a.dest for a in commands[command]._actions}
+        fields = {n for n, f in model.model_fields.items() if n != "name"
+                  and not (isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel))}
+        assert fields <= options, fields - options
+    args = build_parser().parse_args(
+        ["finetune", "--method", "lora", "--dataset", "world:style", "--batch-size", "3",
+         "--no-prior-preservation", "--param", "class_generation.steps=7", "--out", "x"])
+    cfg = config_from_args(FinetuneConfig, args)
+    assert (cfg.batch_size, cfg.prior_preservation, cfg.class_generation.steps) == (3, False, 7)
+    assert cfg.model_dump(exclude={"batch_size", "prior_preservation", "class_generation"}) == \
+        FinetuneConfig(method="lora", dataset="world:style").model_dump(
+            exclude={"batch_size", "prior_preservation", "class_generation"})

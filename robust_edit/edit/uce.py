@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -210,9 +211,11 @@ def debias(pipe, family: Family, concepts: Sequence[str], attributes: dict[str, 
     return {l.name: modules[l.name].weight.detach().cpu().clone() for l in layers}, log
 
 
-def run(pipe, family: Family, cfg, progress: bool = True) -> tuple[dict[str, torch.Tensor], dict]:
+def run(pipe, family: Family, cfg, cache_dir: Path, progress: bool = True
+        ) -> tuple[dict[str, torch.Tensor], dict]:
     """Run a resolved UCE edit config (robust_edit.resolve.edit) on `pipe`, in place.
-    Returns ({"<denoiser>.<layer>.weight": tensor}, details for the manifest)."""
+    Returns ({"<denoiser>.<layer>.weight": tensor}, details for the manifest); UCE's closed
+    form needs no cache."""
     from robust_edit.generate import generate_images, settings_of
 
     p = cfg.uce

@@ -3,22 +3,45 @@
 `run(config, model, out)` fine-tunes a base model, or a base model plus an edit artifact
 (that is `M_ed_ft`), writes checkpoints every N steps, resumes after interruption, and
 ends with the method's output (a pipeline folder, or LoRA/DoRA adapters) and a manifest.
+Adding a method is one module implementing FinetuneMethod plus its entry in METHODS.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
+import numpy as np
 import torch
 
 from robust_edit import resolve
 from robust_edit.atomic import write_atomic
 from robust_edit.config import FinetuneConfig
 from robust_edit.finetune import dora, dreambooth, full, loop, lora
+from robust_edit.models import Family
 
-METHODS = {"full": full, "dreambooth": dreambooth, "lora": lora, "dora": dora}
+
+class FinetuneMethod(Protocol):
+    def prepare(self, pipe, family: Family, cfg: FinetuneConfig) -> dict[str, torch.nn.Parameter]:
+        """Freeze the pipeline, then unfreeze or add what trains: {name: parameter}."""
+
+    def prior(self, pipe, cfg: FinetuneConfig, cache_dir: Path, model_hash: str
+              ) -> tuple[np.ndarray, list[str]] | None:
+        """Extra (images, captions) trained beside the dataset's, weighted by
+        cfg.prior_loss_weight (DreamBooth's class images), or None."""
+
+    def finish(self, pipe, family: Family, cfg: FinetuneConfig, out: Path) -> dict:
+        """Save the trained result under `out`; {kind: relative path} for the manifest."""
+
+    def load(self, run_dir: Path, base: Callable[[], object], device: str | None):
+        """The trained model as a pipeline; `base()` loads the base model (plus its edit)."""
+
+
+METHODS: dict[str, FinetuneMethod] = {"full": full, "dreambooth": dreambooth, "lora": lora,
+                                      "dora": dora}
 MANIFEST = "manifest.json"
 
 
@@ -62,16 +85,11 @@ def run(cfg: FinetuneConfig, model_ref: str, out: Path, *, edit_artifact: Path |
                 "task": artifact.manifest["task"], "hash": base_hash(pipe)}
     data = load_data(cfg.dataset, resolution(pipe))
     captions = [cfg.instance_prompt] * len(data) if cfg.instance_prompt else data.captions
-    prior = None
-    if cfg.method == "dreambooth" and cfg.prior_preservation:
-        from robust_edit.generate import settings_of
-
-        images = dreambooth.class_images(pipe, cfg.class_prompt, cfg.class_images,
-                                         cache_dir or out / "cache", (edit or base)["hash"],
-                                         settings_of(cfg.class_generation))
-        prior = (loop.encode_latents(pipe, images), [cfg.class_prompt] * len(images))
-    torch.manual_seed(cfg.seed)  # adapter initialisation draws from the global generator
     method = METHODS[cfg.method]
+    prior = method.prior(pipe, cfg, cache_dir or out / "cache", (edit or base)["hash"])
+    if prior is not None:
+        prior = (loop.encode_latents(pipe, prior[0]), prior[1])
+    torch.manual_seed(cfg.seed)  # adapter initialisation draws from the global generator
     params = method.prepare(pipe, family, cfg)
     n_trainable = sum(p.numel() for p in params.values())
     if progress:
@@ -106,15 +124,16 @@ def load_variant(run_dir: Path, step: int | None = None, device: str | None = No
     manifest = json.loads((run_dir / MANIFEST).read_text())
     cfg = FinetuneConfig.model_validate(manifest["config"])
     ref = manifest["base_model"]["ref"]
-    if step is None and cfg.method in ("full", "dreambooth"):
-        return load_pipeline(str(run_dir / "pipeline"), device=device)
-    pipe = load_pipeline(ref, device=device)
-    if manifest["edit"]:
-        EditArtifact.load(Path(manifest["edit"]["path"])).apply(pipe)
-    if step is None:
-        pipe.load_lora_weights(str(run_dir / "lora"))
-        pipe.fuse_lora()
+
+    def base():
+        pipe = load_pipeline(ref, device=device)
+        if manifest["edit"]:
+            EditArtifact.load(Path(manifest["edit"]["path"])).apply(pipe)
         return pipe
+
+    if step is None:
+        return METHODS[cfg.method].load(run_dir, base, device)
+    pipe = base()
     family = family_of(ref)
     params = METHODS[cfg.method].prepare(pipe, family, cfg)
     loop.load_trainable(loop.checkpoint_dir(run_dir, step), params)

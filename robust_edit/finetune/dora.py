@@ -15,4 +15,4 @@ def expected_trainable(pipe, family, cfg) -> int:
     return lora.expected_trainable(pipe, family, cfg, use_dora=USE_DORA)
 
 
-finish = lora.finish
+prior, finish, load = lora.prior, lora.finish, lora.load

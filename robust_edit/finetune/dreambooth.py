@@ -11,8 +11,18 @@ import numpy as np
 from robust_edit.atomic import write_atomic
 from robust_edit.finetune import full
 
-prepare = full.prepare
-finish = full.finish
+prepare, finish, load = full.prepare, full.finish, full.load
+
+
+def prior(pipe, cfg, cache_dir: Path, model_hash: str) -> tuple[np.ndarray, list[str]] | None:
+    """Prior preservation: class images the model being tuned draws of the class prompt."""
+    from robust_edit.generate import settings_of
+
+    if not cfg.prior_preservation:
+        return None
+    images = class_images(pipe, cfg.class_prompt, cfg.class_images, cache_dir, model_hash,
+                          settings_of(cfg.class_generation))
+    return images, [cfg.class_prompt] * len(images)
 
 
 def class_images(pipe, prompt: str, n: int, cache_dir: Path, model_hash: str, settings,

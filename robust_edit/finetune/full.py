@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from robust_edit.models import Family
@@ -35,9 +37,20 @@ def prepare(pipe, family: Family, cfg) -> dict[str, torch.nn.Parameter]:
     return params
 
 
+def prior(pipe, cfg, cache_dir: Path, model_hash: str) -> None:
+    return None
+
+
 def finish(pipe, family: Family, cfg, out) -> dict:
     """Save the fine-tuned pipeline (`save_pretrained`, safetensors) under out/pipeline."""
     for module in components(pipe, family, cfg.targets).values():
         module.eval()
     pipe.save_pretrained(out / "pipeline", safe_serialization=True)
     return {"pipeline": "pipeline"}
+
+
+def load(run_dir: Path, base, device: str | None):
+    """The saved pipeline folder: the base model is not needed."""
+    from robust_edit.models import load_pipeline
+
+    return load_pipeline(str(run_dir / "pipeline"), device=device)

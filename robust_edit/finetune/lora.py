@@ -5,6 +5,8 @@ format, loadable onto a base pipeline with `load_lora_weights` and mergeable wit
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from robust_edit.finetune.full import components, freeze_all
@@ -46,6 +48,10 @@ def expected_trainable(pipe, family: Family, cfg, use_dora: bool = USE_DORA) -> 
     return total
 
 
+def prior(pipe, cfg, cache_dir: Path, model_hash: str) -> None:
+    return None
+
+
 def finish(pipe, family: Family, cfg, out) -> dict:
     """Save the adapters in diffusers' LoRA format under out/lora."""
     from diffusers.utils import convert_state_dict_to_diffusers
@@ -61,3 +67,11 @@ def finish(pipe, family: Family, cfg, out) -> dict:
         layers[f"{comp}_lora_layers"] = convert_state_dict_to_diffusers(state)
     type(pipe).save_lora_weights(out / "lora", **layers, safe_serialization=True)
     return {"lora": "lora"}
+
+
+def load(run_dir: Path, base, device: str | None):
+    """The base model (plus its edit) with the adapters loaded and merged."""
+    pipe = base()
+    pipe.load_lora_weights(str(run_dir / "lora"))
+    pipe.fuse_lora()
+    return pipe
