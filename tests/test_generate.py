@@ -1,5 +1,6 @@
 import csv
 import json
+from importlib.metadata import version
 
 import numpy as np
 from PIL import Image
@@ -7,6 +8,7 @@ from PIL import Image
 from robust_edit.cli import main
 from robust_edit.generate import GenerationSettings, generate_images
 from robust_edit.models import load_pipeline
+from robust_edit.provenance import lock_hash
 
 
 def test_images_do_not_depend_on_batch_size(quick_world):
@@ -31,7 +33,9 @@ def test_generate_cli_writes_pngs_and_manifest(quick_world, tmp_path):
           "--out", str(out), "--steps", "2", "--images", "2", "--batch-size", "3"])
     manifest = json.loads((out / "manifest.json").read_text())
     assert [i["seed"] for i in manifest["images"]] == [11, 12, 12, 13]
-    assert manifest["settings"]["steps"] == 2 and "torch" in manifest["versions"]
+    assert manifest["settings"]["steps"] == 2
+    assert manifest["versions"]["torch"] == version("torch")
+    assert manifest["versions"]["requirements.lock"] == lock_hash()
     for item in manifest["images"]:
         assert Image.open(out / item["file"]).size == (32, 32)
 

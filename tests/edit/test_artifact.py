@@ -1,5 +1,7 @@
 """Edit artifacts: save -> load -> apply reproduces M_ed bit-exactly; other bases refused."""
 
+from importlib.metadata import version
+
 import pytest
 import torch
 
@@ -7,6 +9,7 @@ from robust_edit import edit
 from robust_edit.config import EditConfig, RefactParams
 from robust_edit.edit.artifact import EditArtifact, EditArtifactError
 from robust_edit.models import load_pipeline
+from robust_edit.provenance import lock_hash
 
 CONFIGS = {
     "uce": EditConfig(method="uce", task="erase", dataset="world:unsafe", concepts=("lime",)),
@@ -29,7 +32,9 @@ def test_round_trip_is_bit_exact_and_other_bases_are_refused(method, quick_world
     assert sorted(p.name for p in folder.iterdir()) == ["edit.json", "edit.safetensors"]
     loaded = EditArtifact.load(folder)
     assert loaded.manifest["base_model"]["ref"] == base_ref
-    assert loaded.manifest["versions"]["torch"] and loaded.manifest["config"]["method"] == method
+    assert loaded.manifest["config"]["method"] == method
+    assert loaded.manifest["versions"]["torch"] == version("torch")
+    assert loaded.manifest["versions"]["requirements.lock"] == lock_hash()
 
     base = _state(load_pipeline(base_ref, device="cpu"))
     applied = _state(loaded.apply(load_pipeline(base_ref, device="cpu")))

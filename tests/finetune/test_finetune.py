@@ -1,6 +1,7 @@
 """Fine-tuning on the quick world (a few steps): determinism, resume, adapters, M_ed_ft."""
 
 import json
+from importlib.metadata import version
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from robust_edit import edit, finetune, resolve
 from robust_edit.config import EditConfig, FinetuneConfig
 from robust_edit.finetune import loop
 from robust_edit.models import FAMILIES, load_pipeline
+from robust_edit.provenance import lock_hash
 
 SMALL = dict(dataset="world:style", steps=4, batch_size=4, checkpoint_every=2, seed=3)
 
@@ -42,7 +44,9 @@ def test_same_seed_same_weights_and_resume_after_kill_matches(method, quick_worl
     assert _max_diff(_final(tmp_path / "a"), _final(tmp_path / "d")) > 1e-4
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
     assert manifest["dataset"]["id"] == "world:style" and len(manifest["dataset"]["hash"]) == 24
-    assert manifest["base_model"]["ref"] == ref and manifest["versions"]["peft"]
+    assert manifest["base_model"]["ref"] == ref
+    assert manifest["versions"]["peft"] == version("peft")
+    assert manifest["versions"]["requirements.lock"] == lock_hash()
 
 
 @pytest.mark.parametrize("method", ["lora", "dora"])

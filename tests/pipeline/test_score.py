@@ -1,0 +1,42 @@
+"""The score phase's pure parts, without Ray: the actor's batch call and path matching."""
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from robust_edit.pipeline.score import ScoreBatch, _normal
+
+
+def _png(level: int) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.full((4, 4, 3), level, np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_a_batch_of_two_stages_scores_by_position_and_keeps_each_row_path_and_item():
+    # Two stages' images in one batch share item numbers 0 and 1.
+    batch = pd.DataFrame({
+        "path": ["/s/a/images.parquet"] * 2 + ["/s/b/images.parquet"] * 2,
+        "item": [0, 1, 0, 1],
+        "prompt": ["p0", "p1", "p0", "p1"],
+        "image": [_png(0), _png(255), _png(200), _png(3)],
+    }, index=[10, 11, 12, 13])  # Ray's batches need not be indexed from 0
+    out = ScoreBatch("black", "world:scorer", gpu=False)(batch)
+    assert list(out.columns) == ["metric", "label", "value", "path", "item", "scorer"]
+    got = {(r.path, r.item): r.value for r in out.itertuples()}
+    assert got == {("/s/a/images.parquet", 0): 1.0, ("/s/a/images.parquet", 1): 0.0,
+                   ("/s/b/images.parquet", 0): 0.0, ("/s/b/images.parquet", 1): 1.0}
+    assert set(out["scorer"]) == {"black"} and set(out["metric"]) == {"black"}
+
+
+def test_ray_paths_without_a_scheme_match_ours():
+    a, b = "/data/stages/generate/a/images.parquet", "/data/stages/generate/b/images.parquet"
+    ours = {a: 1, b: 2}
+    assert _normal(b, ours) == b
+    assert _normal(a.removeprefix("/"), ours) == a
+    assert _normal("file://" + b, ours) == b
+    with pytest.raises(StopIteration):
+        _normal("/elsewhere/images.parquet", ours)
