@@ -7,7 +7,7 @@
    prompt set that reads it;
 2. once the edits exist: the fine-tunes of the edited models (M_ed_ft trials) and the
    M_ed images;
-3. scores: Ray Data actor pools over all new images (robust_edit.pipeline.score);
+3. scores: Ray Data actor pools over all new images (stages.run_scores);
 4. aggregate on the driver: DuckDB + MLflow + the study's tables.
 Failed tasks and trials are retried (max_failures); a stage that still fails does not stop
 the others, and the sweep reports it at the end. A killed driver loses nothing: rerunning
@@ -23,7 +23,6 @@ from pathlib import Path
 from robust_edit.config import SweepSpec, check_runtime, load_sweep
 from robust_edit.pipeline import results, stages
 from robust_edit.pipeline.graph import Graph, Stage, build
-from robust_edit.pipeline.score import run_scores
 from robust_edit.pipeline.store import Store
 
 
@@ -184,7 +183,7 @@ def run(spec: SweepSpec, *, quiet: bool = False) -> dict:
         failed += _wait(_submit("generate", [g for g in todo("generate", "M_ed")
                                              if _inputs_done(g, graph, store)], spec, store),
                         "M_ed images")
-        run_scores(graph, store, spec, [s for s in todo("score") if _inputs_done(s, graph, store)])
+        stages.run_scores(graph, store, spec, [s for s in todo("score") if _inputs_done(s, graph, store)])
         if failed:
             raise RuntimeError(f"{len(failed)} stage(s) failed; the others are stored and a rerun "
                                "continues from them. First failure:\n" + failed[0])

@@ -4,7 +4,7 @@ A scorer is built from a scorer reference (`world:scorer`, or a CLIP model such 
 `ViT-L-14/openai`) and turns a batch of images with their evaluation items
 (robust_edit.edit.evaluate.items) into long-format score rows
 {item, metric, label, value}. The same objects score in-process (`robust-edit edit
---evaluate`) and as Ray Data actor pools in a sweep (robust_edit.pipeline.score).
+--evaluate`) and as Ray Data actor pools in a sweep (robust_edit.pipeline.stages.run_scores).
 """
 
 from __future__ import annotations

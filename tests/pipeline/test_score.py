@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from robust_edit.pipeline.score import ScoreBatch, _normal
+from robust_edit.pipeline.stages import ScoreBatch, _normal
 
 
 def _png(level: int) -> bytes:
