@@ -11,7 +11,8 @@ from safetensors.torch import load_file
 
 from robust_edit.cli import main
 from robust_edit.models import load_pipeline
-from robust_edit.world import build
+from robust_edit.world import build, calibration, training
+from robust_edit.world import vocab as V
 from robust_edit.world.scorer import WorldScorer
 
 
@@ -55,10 +56,10 @@ def test_padding_dropout_replaces_only_eos_and_padding_of_dropped_captions():
                         [49406, 320, 49407, 49407, 49407, 49407]])
     cond, empty = torch.randn(2, 6, 3), torch.randn(6, 3)
     gen = torch.Generator().manual_seed(0)
-    out = build._drop_padding(cond, ids, empty, 49407, 1.0, gen)
+    out = training._drop_padding(cond, ids, empty, 49407, 1.0, gen)
     assert torch.equal(out[0, :3], cond[0, :3]) and torch.equal(out[0, 3:], empty[3:])
     assert torch.equal(out[1, :2], cond[1, :2]) and torch.equal(out[1, 2:], empty[2:])
-    assert torch.equal(build._drop_padding(cond, ids, empty, 49407, 0.0, gen), cond)
+    assert torch.equal(training._drop_padding(cond, ids, empty, 49407, 0.0, gen), cond)
 
 
 def test_profession_tokens_appear_only_where_a_profession_is_named():
@@ -67,7 +68,7 @@ def test_profession_tokens_appear_only_where_a_profession_is_named():
     from robust_edit.world.tokenizer import clip_tokenizer
 
     tok = clip_tokenizer()
-    token_of = dict(zip(build.V.PROFESSIONS, build.profession_token_ids(tok)))
+    token_of = dict(zip(V.PROFESSIONS, calibration.profession_token_ids(tok)))
     assert len(set(token_of.values())) == len(token_of)
     rng = random.Random(0)
     texts = [cap for _, cap, _ in (scenes.sample_example(rng) for _ in range(5000))]
@@ -89,18 +90,18 @@ def _logit(p):
 
 def _calibrate(response, rounds: int) -> list[dict]:
     """next_offsets' rounds against a known tall-share response, measured exactly."""
-    history = [{"offsets": {p: 0.0 for p in build.V.PROFESSIONS}}]
+    history = [{"offsets": {p: 0.0 for p in V.PROFESSIONS}}]
     for r in range(rounds + 1):
         history[-1]["rates"] = {p: response(x) for p, x in history[-1]["offsets"].items()}
         if r < rounds:
-            history.append({"offsets": build.next_offsets(history, n_images=10**6)})
+            history.append({"offsets": calibration.next_offsets(history, n_images=10**6)})
     return history
 
 
 def test_next_offsets_steps_at_the_prior_slope_then_interpolates_the_bracket():
     response = lambda x: float(1 / (1 + np.exp(-(20.0 * x - 0.4))))  # logit linear in x
     history = _calibrate(response, rounds=2)
-    for p, (_, design) in build.V.PROFESSIONS.items():
+    for p, (_, design) in V.PROFESSIONS.items():
         # First step: (logit(design) - logit(rate)) / 5, at most 0.3 either way; with this
         # steep response it overshoots, so the designed rate is bracketed...
         step = np.clip((_logit(design) - _logit(response(0.0))) / 5, -0.3, 0.3)
@@ -111,15 +112,15 @@ def test_next_offsets_steps_at_the_prior_slope_then_interpolates_the_bracket():
 
 def test_next_offset_illinois_halves_the_end_kept_twice():
     points = [(0.0, -2.0), (1.0, 4.0), (0.5, -1.0)]
-    assert build.next_offset(points, 0.0) == pytest.approx(0.5 + 0.5 * 1 / 5)  # regula falsi
+    assert calibration.next_offset(points, 0.0) == pytest.approx(0.5 + 0.5 * 1 / 5)  # regula falsi
     # Two points in a row below the target: the upper end's residual (4) is halved;
     # plain regula falsi would give 0.6 + 0.4 * 0.5 / 4.5.
     points.append((0.6, -0.5))
-    assert build.next_offset(points, 0.0) == pytest.approx(0.6 + 0.4 * 0.5 / 2.5)
-    assert build.next_offset([(0.0, -2.0), (0.2, -1.0)], 0.0) == pytest.approx(0.2 + 0.2)
-    assert build.next_offset([(0.0, -3.0)], 0.0) == pytest.approx(0.3)  # capped step
+    assert calibration.next_offset(points, 0.0) == pytest.approx(0.6 + 0.4 * 0.5 / 2.5)
+    assert calibration.next_offset([(0.0, -2.0), (0.2, -1.0)], 0.0) == pytest.approx(0.2 + 0.2)
+    assert calibration.next_offset([(0.0, -3.0)], 0.0) == pytest.approx(0.3)  # capped step
     # Where the share is flat, step on from the point furthest towards the target.
-    assert build.next_offset([(0.0, 1.0), (-0.05, 1.0)], 0.0) == pytest.approx(-0.25)
+    assert calibration.next_offset([(0.0, 1.0), (-0.05, 1.0)], 0.0) == pytest.approx(-0.25)
 
 
 def test_next_offsets_converge_where_the_response_is_steep_on_one_side_and_flat_below():
@@ -129,7 +130,7 @@ def test_next_offsets_converge_where_the_response_is_steep_on_one_side_and_flat_
         return float(1 / (1 + np.exp(-y)))
 
     history = _calibrate(response, rounds=6)
-    for p, (_, design) in build.V.PROFESSIONS.items():
+    for p, (_, design) in V.PROFESSIONS.items():
         assert min(abs(h["rates"][p] - design) for h in history) < 0.01, p
 
 
@@ -137,10 +138,10 @@ def test_calibration_moves_only_profession_rows_along_tall_and_keeps_the_best_ro
     pipe = load_pipeline("world:sd", device="cpu")
     before = {f"{m}.{k}": v.clone() for m in ("text_encoder", "unet")
               for k, v in getattr(pipe, m).state_dict().items()}
-    rows = build.profession_token_ids(pipe.tokenizer)
-    direction = build.tall_direction(pipe)
-    result = build.calibrate_professions(pipe, WorldScorer(None),
-                                         build.quick_config(calibration_rounds=2))
+    rows = calibration.profession_token_ids(pipe.tokenizer)
+    direction = calibration.tall_direction(pipe)
+    result = calibration.calibrate_professions(pipe, WorldScorer(None),
+                                               build.quick_config(calibration_rounds=2))
     assert len(result["rounds"]) == 3 and result["images_per_profession"] == 5
     after = {f"{m}.{k}": v for m in ("text_encoder", "unet")
              for k, v in getattr(pipe, m).state_dict().items()}
@@ -151,7 +152,7 @@ def test_calibration_moves_only_profession_rows_along_tall_and_keeps_the_best_ro
     unchanged = torch.ones(len(after[table]), dtype=torch.bool)
     unchanged[rows] = False
     assert torch.equal(before[table][unchanged], after[table][unchanged])
-    for i, (prof, (_, design)) in enumerate(build.V.PROFESSIONS.items()):
+    for i, (prof, (_, design)) in enumerate(V.PROFESSIONS.items()):
         errors = [abs(h["rates"][prof] - design) for h in result["rounds"]]
         kept = result["rounds"][int(np.argmin(errors))]["offsets"][prof]
         assert result["offsets"][prof] == kept

@@ -1,0 +1,42 @@
+"""The world's model architectures: the VAE, the CLIP text encoder and the UNet that make
+up its Stable Diffusion pipeline, and the noise schedule they are trained and sampled with.
+(The scorer's architecture is robust_edit.world.scorer's.)"""
+
+from __future__ import annotations
+
+from robust_edit.world import vocab as V
+
+
+def make_vae():
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, sample_size=V.IMAGE_SIZE,
+        down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
+        block_out_channels=(16, 32, 64), layers_per_block=1, norm_num_groups=16)
+
+
+def make_text_encoder():
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    return CLIPTextModel(CLIPTextConfig(
+        vocab_size=49408, hidden_size=64, intermediate_size=256, num_hidden_layers=4,
+        num_attention_heads=4, max_position_embeddings=77, hidden_act="quick_gelu",
+        projection_dim=64, bos_token_id=49406, eos_token_id=49407, pad_token_id=49407))
+
+
+def make_unet():
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        sample_size=V.IMAGE_SIZE // 4, in_channels=4, out_channels=4, layers_per_block=1,
+        block_out_channels=(64, 128), norm_num_groups=16, cross_attention_dim=64,
+        attention_head_dim=4,
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"))
+
+
+def noise_scheduler_config() -> dict:
+    # Stable Diffusion v1's training schedule.
+    return dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
+                beta_schedule="scaled_linear", clip_sample=False, steps_offset=1)

@@ -1,0 +1,118 @@
+"""The profession calibration: each profession word's input embedding is moved along the
+"tall" - "short" direction until the world's generated tall share is its designed rate
+(root finding on measured shares)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import torch
+
+from robust_edit.generate import GenerationSettings
+from robust_edit.world import vocab as V
+from robust_edit.world.build_config import BuildConfig
+from robust_edit.world.evaluate import profession_tall_rates
+
+
+def profession_token_ids(tokenizer) -> list[int]:
+    """Each profession's last sub-token: no other world caption uses it ("keeper" of
+    housekeeper, where "house" could be shared)."""
+    return [tokenizer(p).input_ids[-2] for p in V.PROFESSIONS]
+
+
+def tall_direction(pipe) -> torch.Tensor:
+    """The input-embedding difference between the words "tall" and "short"."""
+    table = pipe.text_encoder.get_input_embeddings().weight
+    (tall,), (short,) = (pipe.tokenizer(w).input_ids[1:-1] for w in ("tall", "short"))
+    return (table[tall] - table[short]).detach().clone()
+
+
+def next_offset(points: list[tuple[float, float]], target: float) -> float:
+    """The next offset from measured (offset, logit tall share) points, in measuring order.
+
+    The share rises with the offset. Until the target is bracketed, step on from the
+    point furthest towards it at 5 logits per unit offset (the middle of the slopes
+    measured on the shipped world, 3 for housekeeper to 7 for CEO), at most 0.3; the share
+    is flat in places, so the nearest share could repeat a step. Then regula falsi with the
+    Illinois rule: an end kept twice in a row has its residual halved, so a response that is
+    steep on one side and flat on the other cannot make the steps creep.
+    """
+    lo = hi = None  # [offset, residual] at the tightest bracket ends
+    last = None
+    for x, y in points:
+        f = y - target
+        if f == 0:
+            return x
+        if f < 0 and (lo is None or x > lo[0]):
+            lo = [x, f]
+            if last == "lo" and hi:
+                hi[1] /= 2
+            last = "lo"
+        elif f > 0 and (hi is None or x < hi[0]):
+            hi = [x, f]
+            if last == "hi" and lo:
+                lo[1] /= 2
+            last = "hi"
+    if lo and hi:
+        if lo[0] < hi[0]:
+            return lo[0] - lo[1] * (hi[0] - lo[0]) / (hi[1] - lo[1])
+        return (lo[0] + hi[0]) / 2  # sampling noise made the measurements non-monotone
+    x0, f0 = lo or hi
+    return x0 + float(np.clip(-f0 / 5.0, -0.3, 0.3))
+
+
+def next_offsets(history: list[dict], n_images: int) -> dict[str, float]:
+    """Each profession's next offset along the tall direction (next_offset), with shares
+    measured on n_images; a share within half an image of design counts as a hit."""
+    def logit(p: float) -> float:
+        p = min(max(p, 0.5 / n_images), 1 - 0.5 / n_images)
+        return float(np.log(p / (1 - p)))
+
+    offsets = {}
+    for prof, (_, designed) in V.PROFESSIONS.items():
+        hits = [h["offsets"][prof] for h in history
+                if abs(h["rates"][prof] - designed) < 0.5 / n_images]
+        points = [(h["offsets"][prof], logit(h["rates"][prof])) for h in history]
+        offsets[prof] = hits[0] if hits else next_offset(points, logit(designed))
+    return offsets
+
+
+def calibrate_professions(pipe, scorer, cfg: BuildConfig) -> dict:
+    """Move each profession word's input embedding along the "tall" - "short" direction
+    until the tall share generated at the world's evaluation guidance is its designed rate.
+
+    Guidance sharpens the attribute by an amount that differs per profession and from
+    build to build (generated/training logit ratios from 0.6 to 3), so training shares
+    alone (V.TRAINING_TALL_RATES) left errors of up to 0.1 at 240 images. The share rises
+    with the offset, so a few rounds of root finding on the measured shares converge
+    (next_offset); each profession keeps its best measured offset. Only the professions' own embedding
+    rows change: a prompt without a profession word draws exactly what it drew before.
+    The measuring seeds (10000 on) are disjoint from the evaluation CSV's (below 10000).
+    """
+    settings = GenerationSettings(steps=25, guidance=V.GUIDANCE, batch_size=128)
+    per_template = max(1, cfg.calibration_images // len(V.PROFESSION_TEMPLATES))
+    n_images = per_template * len(V.PROFESSION_TEMPLATES)
+    prompts = [(t.format(V.with_article(p)), 10_000 + j, p) for p in V.PROFESSIONS
+               for t in V.PROFESSION_TEMPLATES for j in range(per_template)]
+    table = pipe.text_encoder.get_input_embeddings().weight
+    rows, direction = profession_token_ids(pipe.tokenizer), tall_direction(pipe)
+    base = table[rows].detach().clone()
+
+    def set_offsets(offsets: dict[str, float]) -> None:
+        shift = torch.tensor([offsets[p] for p in V.PROFESSIONS])[:, None] * direction
+        with torch.no_grad():  # the world ships in fp16: measure what will be saved
+            table[rows] = (base + shift).half().float()
+
+    history = [{"offsets": {p: 0.0 for p in V.PROFESSIONS}}]
+    for r in range(cfg.calibration_rounds + 1):
+        set_offsets(history[-1]["offsets"])
+        history[-1]["rates"] = profession_tall_rates(pipe, scorer, *zip(*prompts), settings)
+        print(json.dumps({"calibration_round": r, **history[-1]}), file=sys.stderr, flush=True)
+        if r < cfg.calibration_rounds:
+            history.append({"offsets": next_offsets(history, n_images)})
+    best = {p: min(history, key=lambda h: abs(h["rates"][p] - d))["offsets"][p]
+            for p, (_, d) in V.PROFESSIONS.items()}
+    set_offsets(best)
+    return {"images_per_profession": n_images, "rounds": history, "offsets": best}
