@@ -33,11 +33,11 @@ def one(method: str, rank: int, threads: int) -> dict:
     t0 = time.time()
     steps = 0
     if method == "baseline":
-        from robust_edit.finetune import data, loop
+        from robust_edit.finetune import data
         from robust_edit.models import load_pipeline
 
         pipe = load_pipeline("world:sd")
-        loop.encode_latents(pipe, data.load("world:style", finetune.resolution(pipe)).images)
+        finetune.encode_latents(pipe, data.load("world:style", finetune.resolution(pipe)).images)
     else:
         spec = next(f for f in load_sweep(QUICKSTART).finetunes if f.method == method)
         cfg = spec.expand()[0].model_copy(update={"rank": rank or spec.rank})

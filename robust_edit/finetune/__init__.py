@@ -1,9 +1,16 @@
-"""Fine-tuning methods, registered by name, sharing one training loop (loop.py).
+"""Fine-tuning: methods registered by name, the one training loop they share, and the run.
 
 `run(config, model, out)` fine-tunes a base model, or a base model plus an edit artifact
 (that is `M_ed_ft`), writes checkpoints every N steps, resumes after interruption, and
 ends with the method's output (a pipeline folder, or LoRA/DoRA adapters) and a manifest.
 Adding a method is one module implementing FinetuneMethod plus its entry in METHODS.
+
+The loop (`train`): per step, the seed's data order (a fixed permutation per epoch), noise
+and timesteps from one seeded generator, the family's loss (noise prediction on VAE
+latents for SD/SDXL, flow matching for FLUX), AdamW or Prodigy, gradient clipping. Every
+`checkpoint_every` steps the trainable tensors, the optimizer state and the generator state
+are written atomically; a rerun resumes from the last complete checkpoint and ends with
+the same weights as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -16,11 +23,13 @@ from typing import Protocol
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from robust_edit import resolve
 from robust_edit.atomic import write_atomic
 from robust_edit.config import FinetuneConfig
-from robust_edit.finetune import dora, dreambooth, full, loop, lora
+from robust_edit.finetune import dora, dreambooth, full, lora
 from robust_edit.models import Family
 
 
@@ -43,6 +52,195 @@ class FinetuneMethod(Protocol):
 METHODS: dict[str, FinetuneMethod] = {"full": full, "dreambooth": dreambooth, "lora": lora,
                                       "dora": dora}
 MANIFEST = "manifest.json"
+
+
+# --- training: latents, losses, optimizers, checkpoints ---------------------------
+
+CHECKPOINTS = "checkpoints"
+DONE = "COMPLETE"
+
+
+def images_to_tensor(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+@torch.no_grad()
+def encode_latents(pipe, images: np.ndarray, batch_size: int = 64) -> torch.Tensor:
+    """VAE latent means, scaled (and shifted, FLUX) as the denoiser sees them; computed once."""
+    vae = pipe.vae
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = images_to_tensor(images[i:i + batch_size]).to(vae.device, vae.dtype)
+        out.append(vae.encode(x).latent_dist.mean.float().cpu())
+    z = torch.cat(out)
+    shift = getattr(vae.config, "shift_factor", None) or 0.0
+    return (z - shift) * vae.config.scaling_factor
+
+
+def batch_indices(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor:
+    """The seed's data order: epoch e is a fixed permutation, the same for every variant."""
+    per_epoch = max(n // batch_size, 1)
+    epoch, k = divmod(step, per_epoch)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    idx = perm[k * batch_size:(k + 1) * batch_size]
+    return idx if len(idx) == batch_size else perm[:batch_size]
+
+
+def sd_loss(pipe, family: Family, z: torch.Tensor, captions: list[str], gen: torch.Generator
+            ) -> torch.Tensor:
+    """Per-example noise-prediction MSE (epsilon or v targets) for SD and SDXL."""
+    sched, device = pipe.scheduler, pipe.unet.device
+    noise = torch.randn(z.shape, generator=gen).to(device)
+    t = torch.randint(0, sched.config.num_train_timesteps, (len(z),), generator=gen).to(device)
+    z = z.to(device)
+    noisy = sched.add_noise(z, noise, t)
+    kwargs = {}
+    if family.name == "sdxl":
+        cond, _, pooled, _ = pipe.encode_prompt(captions, device=device, num_images_per_prompt=1,
+                                                do_classifier_free_guidance=False)
+        size = z.shape[-1] * pipe.vae_scale_factor
+        time_ids = torch.tensor([[size, size, 0, 0, size, size]] * len(z), dtype=cond.dtype, device=device)
+        kwargs["added_cond_kwargs"] = {"text_embeds": pooled, "time_ids": time_ids}
+    else:
+        cond, _ = pipe.encode_prompt(captions, device, 1, False)
+    pred = pipe.unet(noisy.to(pipe.unet.dtype), t, cond, **kwargs).sample.float()
+    target = noise if sched.config.prediction_type == "epsilon" else sched.get_velocity(z, noise, t)
+    return F.mse_loss(pred, target.float(), reduction="none").mean(dim=(1, 2, 3))
+
+
+def flux_loss(pipe, family: Family, z: torch.Tensor, captions: list[str], gen: torch.Generator
+              ) -> torch.Tensor:
+    """Per-example flow-matching MSE for FLUX: x_s = (1 - s) z + s noise, target noise - z."""
+    b, c, h, w = z.shape
+    device, dtype = pipe.transformer.device, pipe.transformer.dtype
+    noise = torch.randn(z.shape, generator=gen).to(device)
+    s = torch.rand(b, generator=gen).to(device)
+    z = z.to(device)
+    noisy = (1 - s[:, None, None, None]) * z + s[:, None, None, None] * noise
+    cond, pooled, text_ids = pipe.encode_prompt(captions, prompt_2=None, device=device,
+                                                max_sequence_length=128)
+    img_ids = pipe._prepare_latent_image_ids(b, h // 2, w // 2, device, dtype)
+    guidance = (torch.full((b,), 3.5, device=device) if pipe.transformer.config.guidance_embeds
+                else None)
+    pred = pipe.transformer(hidden_states=pipe._pack_latents(noisy, b, c, h, w).to(device, dtype),
+                            timestep=s.to(device, dtype), guidance=guidance,
+                            pooled_projections=pooled, encoder_hidden_states=cond,
+                            txt_ids=text_ids, img_ids=img_ids).sample.float()
+    target = pipe._pack_latents(noise - z, b, c, h, w).float()
+    return F.mse_loss(pred, target, reduction="none").mean(dim=(1, 2))
+
+
+LOSSES = {"sd": sd_loss, "sdxl": sd_loss, "flux": flux_loss}
+
+
+def make_optimizer(name: str, params: list[torch.nn.Parameter], lr: float, weight_decay: float):
+    if name == "prodigy":
+        from prodigyopt import Prodigy
+
+        return Prodigy(params, lr=lr, weight_decay=weight_decay)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
+
+# --- checkpoints ----------------------------------------------------------------------
+
+def checkpoint_dir(run_dir: Path, step: int) -> Path:
+    return Path(run_dir) / CHECKPOINTS / f"step-{step:06d}"
+
+
+def completed_checkpoints(run_dir: Path) -> list[int]:
+    root = Path(run_dir) / CHECKPOINTS
+    if not root.exists():
+        return []
+    return sorted(int(p.name.removeprefix("step-")) for p in root.iterdir()
+                  if p.name.startswith("step-") and (p / DONE).exists())
+
+
+def save_checkpoint(run_dir: Path, step: int, params: dict[str, torch.nn.Parameter], optimizer,
+                    gen: torch.Generator, losses: list[float]) -> Path:
+    """Trainable tensors (safetensors), optimizer state, generator state; renamed into place."""
+    from safetensors.torch import save_file
+
+    def write(tmp: Path) -> None:
+        save_file({k: v.detach().cpu().contiguous() for k, v in params.items()},
+                  str(tmp / "trainable.safetensors"))
+        save_file({"generator": gen.get_state()}, str(tmp / "rng.safetensors"))
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        (tmp / "state.json").write_text(json.dumps({"step": step, "losses": losses}))
+        (tmp / DONE).write_text("")
+
+    return write_atomic(checkpoint_dir(run_dir, step), write, folder=True)
+
+
+def load_trainable(path: Path, params: dict[str, torch.nn.Parameter]) -> None:
+    from safetensors.torch import load_file
+
+    saved = load_file(str(Path(path) / "trainable.safetensors"))
+    missing = set(params) - set(saved)
+    if missing:
+        raise ValueError(f"checkpoint {path}: missing trainable tensors, e.g. {sorted(missing)[:3]}")
+    with torch.no_grad():
+        for name, p in params.items():
+            p.copy_(saved[name].to(p.dtype).to(p.device))
+
+
+def resume(run_dir: Path, params, optimizer, gen) -> tuple[int, list[float]]:
+    """Restore the last complete checkpoint; (step, losses so far), or (0, [])."""
+    from safetensors.torch import load_file
+
+    done = completed_checkpoints(run_dir)
+    if not done:
+        return 0, []
+    path = checkpoint_dir(run_dir, done[-1])
+    load_trainable(path, params)
+    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+    gen.set_state(load_file(str(path / "rng.safetensors"))["generator"])
+    state = json.loads((path / "state.json").read_text())
+    return state["step"], state["losses"]
+
+
+# --- the loop -------------------------------------------------------------------------
+
+def train(pipe, family: Family, params: dict[str, torch.nn.Parameter], cfg, latents: torch.Tensor,
+          captions: list[str], run_dir: Path, *, prior: tuple[torch.Tensor, list[str]] | None = None,
+          progress: bool = True, stop_after: int | None = None,
+          on_checkpoint: Callable[[int, Path], None] | None = None) -> list[float]:
+    """Train `params` in place for cfg.steps steps (resuming in run_dir); returns the losses.
+
+    `prior` (latents, captions) adds DreamBooth's prior-preservation term, weighted by
+    cfg.prior_loss_weight. `stop_after` ends early after that many steps (tests use it to
+    simulate an interruption after a checkpoint).
+    """
+    loss_fn = LOSSES[family.name]
+    trainable = list(params.values())
+    optimizer = make_optimizer(cfg.optimizer, trainable, cfg.lr, cfg.weight_decay)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    start, losses = resume(run_dir, params, optimizer, gen)
+    bar = tqdm(range(start, cfg.steps), desc=f"fine-tune {cfg.method}", disable=not progress,
+               initial=start, total=cfg.steps, mininterval=1)
+    for step in bar:
+        idx = batch_indices(len(latents), cfg.batch_size, step, cfg.seed)
+        loss = loss_fn(pipe, family, latents[idx], [captions[i] for i in idx], gen).mean()
+        if prior is not None:
+            p_idx = batch_indices(len(prior[0]), cfg.batch_size, step, cfg.seed + 1)
+            loss = loss + cfg.prior_loss_weight * loss_fn(
+                pipe, family, prior[0][p_idx], [prior[1][i] for i in p_idx], gen).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm)
+        optimizer.step()
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+        done = step + 1
+        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+            path = save_checkpoint(run_dir, done, params, optimizer, gen, losses)
+            if on_checkpoint:
+                on_checkpoint(done, path)
+        if stop_after is not None and done - start >= stop_after:
+            break
+    return losses
+
+
+# --- a run -----------------------------------------------------------------------------
 
 
 def resolution(pipe) -> int:
@@ -88,7 +286,7 @@ def run(cfg: FinetuneConfig, model_ref: str, out: Path, *, edit_artifact: Path |
     method = METHODS[cfg.method]
     prior = method.prior(pipe, cfg, cache_dir or out / "cache", (edit or base)["hash"])
     if prior is not None:
-        prior = (loop.encode_latents(pipe, prior[0]), prior[1])
+        prior = (encode_latents(pipe, prior[0]), prior[1])
     torch.manual_seed(cfg.seed)  # adapter initialisation draws from the global generator
     params = method.prepare(pipe, family, cfg)
     n_trainable = sum(p.numel() for p in params.values())
@@ -104,11 +302,11 @@ def run(cfg: FinetuneConfig, model_ref: str, out: Path, *, edit_artifact: Path |
     }
     write_atomic(out / MANIFEST, json.dumps(manifest, indent=2, default=str))
     t0 = time.time()
-    latents = loop.encode_latents(pipe, data.images)
-    losses = loop.train(pipe, family, params, cfg, latents, captions, out, prior=prior,
+    latents = encode_latents(pipe, data.images)
+    losses = train(pipe, family, params, cfg, latents, captions, out, prior=prior,
                         progress=progress, stop_after=stop_after, on_checkpoint=on_checkpoint)
     manifest.update(seconds_this_session=round(time.time() - t0, 2),
-                    checkpoints=loop.completed_checkpoints(out), losses=losses)
+                    checkpoints=completed_checkpoints(out), losses=losses)
     if len(losses) >= cfg.steps:
         manifest.update(status="complete", outputs=method.finish(pipe, family, cfg, out))
     write_atomic(out / MANIFEST, json.dumps(manifest, indent=2, default=str))
@@ -136,7 +334,7 @@ def load_variant(run_dir: Path, step: int | None = None, device: str | None = No
     pipe = base()
     family = family_of(ref)
     params = METHODS[cfg.method].prepare(pipe, family, cfg)
-    loop.load_trainable(loop.checkpoint_dir(run_dir, step), params)
+    load_trainable(checkpoint_dir(run_dir, step), params)
     for module in (getattr(pipe, n, None) for n in ("unet", "transformer", "text_encoder", "text_encoder_2")):
         if isinstance(module, torch.nn.Module):
             module.eval().requires_grad_(False)

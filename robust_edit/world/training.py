@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from robust_edit.finetune.loop import images_to_tensor
+from robust_edit.finetune import images_to_tensor
 from robust_edit.world import scenes
 from robust_edit.world import scorer as world_scorer
 from robust_edit.world.architectures import (

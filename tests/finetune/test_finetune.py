@@ -10,7 +10,6 @@ from safetensors.torch import load_file
 
 from robust_edit import edit, finetune, resolve
 from robust_edit.config import EditConfig, FinetuneConfig
-from robust_edit.finetune import loop
 from robust_edit.models import FAMILIES, load_pipeline
 from robust_edit.provenance import lock_hash
 
@@ -18,7 +17,7 @@ SMALL = dict(dataset="world:style", steps=4, batch_size=4, checkpoint_every=2, s
 
 
 def _final(run_dir, steps=4):
-    return load_file(str(loop.checkpoint_dir(run_dir, steps) / "trainable.safetensors"))
+    return load_file(str(finetune.checkpoint_dir(run_dir, steps) / "trainable.safetensors"))
 
 
 def _max_diff(a, b):
@@ -35,7 +34,7 @@ def test_same_seed_same_weights_and_resume_after_kill_matches(method, quick_worl
     assert _max_diff(_final(tmp_path / "a"), _final(tmp_path / "b")) <= 1e-6
     # Interrupted after the step-2 checkpoint, then the same command again.
     partial = finetune.run(cfg, ref, tmp_path / "c", progress=False, stop_after=2)
-    assert partial["status"] == "running" and loop.completed_checkpoints(tmp_path / "c") == [2]
+    assert partial["status"] == "running" and finetune.completed_checkpoints(tmp_path / "c") == [2]
     resumed = finetune.run(cfg, ref, tmp_path / "c", progress=False)
     assert resumed["status"] == "complete" and resumed["checkpoints"] == [2, 4]
     assert _max_diff(_final(tmp_path / "a"), _final(tmp_path / "c")) <= 1e-5
