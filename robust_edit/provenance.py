@@ -6,6 +6,7 @@ import hashlib
 import os
 import re
 import subprocess
+import sysconfig
 from functools import cache
 from importlib.metadata import PackageNotFoundError, distributions, version
 from pathlib import Path
@@ -34,8 +35,11 @@ def lock_pins(path: Path = LOCK) -> dict[str, str]:
 
 
 def installed() -> dict[str, str]:
-    """{canonical name: version} of every distribution in this interpreter's environment."""
-    return {canonical(d.metadata["Name"]): d.version for d in distributions()}
+    """{canonical name: version} of every distribution installed in this environment's
+    site-packages (what pip freeze lists): not what a process adds to sys.path, such as
+    the packages Ray vendors for its workers (ray/thirdparty_files)."""
+    paths = list(dict.fromkeys(sysconfig.get_paths()[k] for k in ("purelib", "platlib")))
+    return {canonical(d.metadata["Name"]): d.version for d in distributions(path=paths)}
 
 
 def lock_drift(path: Path = LOCK) -> list[str]:

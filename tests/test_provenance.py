@@ -68,3 +68,14 @@ def test_lock_drift_names_each_difference(tmp_path):
         "not-a-package: lock 1.0, installed none",
         f"torch: lock 0.0.1, installed {have['torch']}",
         f"numpy: installed {have['numpy']}, not in the lock"]
+
+
+def test_paths_a_process_adds_to_sys_path_are_not_the_environment(tmp_path, monkeypatch):
+    """Ray workers put ray/thirdparty_files (a vendored colorama) on sys.path."""
+    import sys
+
+    vendored = tmp_path / "thirdparty_files" / "colorama-0.0.1.dist-info"
+    vendored.mkdir(parents=True)
+    (vendored / "METADATA").write_text("Metadata-Version: 2.1\nName: colorama\nVersion: 0.0.1\n")
+    monkeypatch.setattr(sys, "path", [*sys.path, str(vendored.parent)])
+    assert installed().get("colorama") != "0.0.1"

@@ -189,3 +189,14 @@ def test_ray_job_submit_runs_a_sweep(head_node, tmp_path):
     assert set(df["variant"]) == {"M", "M_ed", "M_ft", "M_ed_ft"}
     assert df["cell"].nunique() == len(graph.cells)
     assert len(tables["unsafe"]) == 1
+
+
+def test_rows_record_the_environment_the_driver_sees(uninterrupted):
+    """Ray workers generate the images: their lock hash is the driver's (not thrown off by
+    the packages Ray vendors onto a worker's sys.path)."""
+    from robust_edit.provenance import lock_hash
+
+    db = analysis.connect(Path(load_sweep(uninterrupted).storage) / "results.duckdb", read_only=True)
+    recorded = db.execute("SELECT DISTINCT lock_sha256 FROM results").fetchall()
+    db.close()
+    assert recorded == [(lock_hash(),)]
