@@ -149,8 +149,8 @@ def load_pipeline(ref: str, *, dtype: torch.dtype = torch.float32, device: str |
     if family.name == "sd" and not safety_checker:
         kwargs.update(safety_checker=None, requires_safety_checker=False)
     target = resolve(ref)
-    if not Path(target).exists() and hub_revision(target) != "unresolved":
-        kwargs["revision"] = hub_revision(target)  # a hub id: the revision stages were keyed with
+    if not Path(target).exists() and (revision := hub_revision(target)) != "unresolved":
+        kwargs["revision"] = revision  # a hub id: the revision its stages were keyed with
     pipe = pipeline_cls.from_pretrained(target, use_safetensors=True, **kwargs)
     if safety_checker and (profile := profiles.owner(ref)):
         profile.attach_safety_checker(pipe)

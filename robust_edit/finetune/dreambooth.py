@@ -36,6 +36,7 @@ def class_images(pipe, prompt: str, n: int, cache_dir: Path, model_hash: str, se
         return np.load(path)
     images = generate_images(pipe, [prompt] * n, [seed + i for i in range(n)], settings,
                              desc=f"class images {prompt!r}")
+
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:  # a file object: np.save would append .npy to a name
             np.save(f, images)

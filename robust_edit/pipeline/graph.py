@@ -125,8 +125,7 @@ def build(spec: SweepSpec) -> Graph:
     seeds, scorer = spec.evaluation.seeds, {"scorer": spec.evaluation.scorer}
     for model in spec.models:
         model_key = content_key("model", model_fingerprint(model))
-        resolved = {e.name: resolve.edit(e, model).model_copy(update={"name": e.name})
-                    for e in spec.edits}
+        resolved = {e.name: resolve.edit(e, model) for e in spec.edits}
         edits = {n: g.add(_edit_stage(model, model_key, e)) for n, e in resolved.items()}
         runs = [(f.name, resolve.finetune(cfg)) for f in spec.finetunes for cfg in f.expand()]
         ft_plain = {(n, c.rank, c.seed): g.add(_finetune_stage(model, model_key, c, n, None))
