@@ -18,9 +18,10 @@ from pathlib import Path
 
 import torch
 
+from robust_edit.atomic import write_atomic
 from robust_edit.world import scorer as world_scorer
 from robust_edit.world.architectures import noise_scheduler_config
-from robust_edit.world.build_config import BuildConfig
+from robust_edit.world.build_config import BuildConfig, Schedule
 from robust_edit.world.calibration import calibrate_professions
 from robust_edit.world.training import (
     encode_latents,
@@ -30,9 +31,9 @@ from robust_edit.world.training import (
     train_vae,
 )
 
-QUICK = BuildConfig(n_images=256, vae_steps=3, vae_batch=8, diffusion_steps=3, diffusion_batch=8,
+QUICK = BuildConfig(n_images=256, vae=Schedule(steps=3, batch=8), diffusion=Schedule(steps=3, batch=8),
                     calibration_rounds=1, calibration_images=5,
-                    scorer_images=256, scorer_steps=3, scorer_batch=16)
+                    scorer_images=256, scorer=Schedule(steps=3, batch=16))
 
 
 def build(out: Path, cfg: BuildConfig = BuildConfig(), *, only: str | None = None) -> dict:  # noqa: B008
@@ -100,7 +101,7 @@ def build(out: Path, cfg: BuildConfig = BuildConfig(), *, only: str | None = Non
         records.update({name: dict(record) for name in (["sd", "scorer"] if only is None else [only])})
     if calibration is not None:
         records["sd"]["calibration"] = calibration
-    path.write_text(json.dumps(records, indent=2))
+    write_atomic(path, json.dumps(records, indent=2))
     return record
 
 

@@ -6,15 +6,20 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class Schedule:
+    """One training loop's length, batch size and peak learning rate."""
+
+    steps: int
+    batch: int
+    lr: float = 1e-3
+
+
+@dataclass(frozen=True)
 class BuildConfig:
     seed: int = 0
     n_images: int = 30000
-    vae_steps: int = 1500
-    vae_batch: int = 32
-    vae_lr: float = 1e-3
-    diffusion_steps: int = 2100
-    diffusion_batch: int = 128
-    diffusion_lr: float = 1e-3
+    vae: Schedule = Schedule(steps=1500, batch=32)
+    diffusion: Schedule = Schedule(steps=2100, batch=128)
     caption_dropout: float = 0.1
     snr_gamma: float = 5.0  # min-SNR loss weighting: converges faster on structure (shape)
     offset_noise: float = 0.05  # lets the model move an image's global colour (backgrounds)
@@ -27,7 +32,5 @@ class BuildConfig:
     calibration_rounds: int = 5
     calibration_images: int = 240
     scorer_images: int = 40000
-    scorer_steps: int = 1500
-    scorer_batch: int = 256
-    scorer_lr: float = 1e-3
+    scorer: Schedule = Schedule(steps=1500, batch=256)
     threads: int = 2

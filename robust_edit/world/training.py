@@ -49,12 +49,12 @@ def edge_weight(x: torch.Tensor, weight: float = 5.0) -> torch.Tensor:
 
 def train_vae(images: np.ndarray, cfg: BuildConfig):
     vae = make_vae()
-    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.vae_steps, 1))
+    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae.lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.vae.steps, 1))
     gen = torch.Generator().manual_seed(cfg.seed + 1)
-    bar = tqdm(range(cfg.vae_steps), desc="train VAE", mininterval=2)
+    bar = tqdm(range(cfg.vae.steps), desc="train VAE", mininterval=2)
     for _ in bar:
-        idx = torch.randint(0, len(images), (cfg.vae_batch,), generator=gen)
+        idx = torch.randint(0, len(images), (cfg.vae.batch,), generator=gen)
         x = images_to_tensor(images[idx.numpy()])
         posterior = vae.encode(x).latent_dist
         z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=gen)
@@ -102,14 +102,14 @@ def train_diffusion(latents: torch.Tensor, input_ids: torch.Tensor, empty_ids: t
 
     text_encoder, unet = make_text_encoder(), make_unet()
     params = list(text_encoder.parameters()) + list(unet.parameters())
-    opt = torch.optim.AdamW(params, lr=cfg.diffusion_lr, weight_decay=1e-2)
-    lr_sched = get_cosine_schedule_with_warmup(opt, 200, max(cfg.diffusion_steps, 1))
+    opt = torch.optim.AdamW(params, lr=cfg.diffusion.lr, weight_decay=1e-2)
+    lr_sched = get_cosine_schedule_with_warmup(opt, 200, max(cfg.diffusion.steps, 1))
     ema = EMAModel(params, decay=cfg.ema_decay)
     noise_sched = DDPMScheduler(**noise_scheduler_config())
     gen = torch.Generator().manual_seed(cfg.seed + 2)
-    bar = tqdm(range(cfg.diffusion_steps), desc="train text encoder + UNet", mininterval=2)
+    bar = tqdm(range(cfg.diffusion.steps), desc="train text encoder + UNet", mininterval=2)
     for _ in bar:
-        idx = torch.randint(0, len(latents), (cfg.diffusion_batch,), generator=gen)
+        idx = torch.randint(0, len(latents), (cfg.diffusion.batch,), generator=gen)
         ids = input_ids[idx].clone()
         drop = torch.rand(len(idx), generator=gen) < cfg.caption_dropout
         ids[drop] = empty_ids
@@ -149,13 +149,13 @@ def train_scorer(cfg: BuildConfig):
     assert len(fact_index) <= 64, "facts no longer fit a 64-bit mask"
     model = world_scorer.create_untrained()
     tokenizer = open_clip.get_tokenizer("ViT-B-32", context_length=model.context_length)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.scorer_lr, weight_decay=0.05)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.scorer_lr,
-                                                total_steps=max(cfg.scorer_steps, 1), pct_start=0.1)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.scorer.lr, weight_decay=0.05)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.scorer.lr,
+                                                total_steps=max(cfg.scorer.steps, 1), pct_start=0.1)
     gen = torch.Generator().manual_seed(cfg.seed + 4)
-    bar = tqdm(range(cfg.scorer_steps), desc="train scorer", mininterval=2)
+    bar = tqdm(range(cfg.scorer.steps), desc="train scorer", mininterval=2)
     for _ in bar:
-        idx = torch.randint(0, len(pool), (cfg.scorer_batch,), generator=gen).numpy()
+        idx = torch.randint(0, len(pool), (cfg.scorer.batch,), generator=gen).numpy()
         texts, cap_bits = [], []
         for i in idx:
             text, fs = scenes.scorer_caption(pool[i], rng)

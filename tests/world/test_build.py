@@ -25,7 +25,7 @@ def test_quick_build_writes_loadable_world(tmp_path, capsys):
     main(["world", "build", "--quick", "--out", str(out)])
     assert json.loads(capsys.readouterr().out)["minutes"]["total"] > 0
     record = json.loads((out / "build.json").read_text())["sd"]
-    assert record["config"]["diffusion_steps"] == 3 and record["versions"]["torch"]
+    assert record["config"]["diffusion"]["steps"] == 3 and record["versions"]["torch"]
     for csv_name in ("road_world.csv", "profession_prompts_world.csv", "unsafe_prompts_world.csv"):
         assert (out / "data" / csv_name).stat().st_size > 100
     # The scorer loads with open_clip's own API; the pipeline with diffusers'.
