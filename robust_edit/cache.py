@@ -35,10 +35,15 @@ def file_sha256(path: Path) -> str:
     hit = _HASHES.get(str(path))
     if hit and hit[:2] == stamp:
         return hit[2]
+    digest = sha256_of(path)
+    _HASHES[str(path)] = [*stamp, digest]
+    write_atomic(_hash_index(), json.dumps(_HASHES))
+    return digest
+
+
+def sha256_of(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
-    _HASHES[str(path)] = [*stamp, h.hexdigest()]
-    write_atomic(_hash_index(), json.dumps(_HASHES))
     return h.hexdigest()

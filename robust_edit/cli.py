@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from robust_edit.atomic import write_atomic
+from robust_edit.atomic import claim_output, write_atomic
 from robust_edit.extras import MissingExtra
 from robust_edit.world.vocab import GUIDANCE as WORLD_GUIDANCE
 
@@ -15,8 +15,10 @@ from robust_edit.world.vocab import GUIDANCE as WORLD_GUIDANCE
 def _world_build(args) -> None:
     from robust_edit.world import build as B
 
-    cfg = B.quick_config(seed=args.seed) if args.quick else B.BuildConfig(seed=args.seed)
     out = Path(args.out)
+    # The shipped world (robust_edit/world/assets) is a previous build too: --out plus --force.
+    claim_output(out, "build.json", force=args.force)
+    cfg = B.quick_config(seed=args.seed) if args.quick else B.BuildConfig(seed=args.seed)
     record = B.build(out, cfg, only=args.only)
     from robust_edit.world.datasets import write_all
 
@@ -64,10 +66,24 @@ def _sweep_run(args) -> None:
 
 
 def _sql(args) -> None:
+    import duckdb
+
     from robust_edit import analysis
 
-    db = analysis.connect(args.db, read_only=True)
-    print(db.execute(args.query).df().to_markdown(index=False))
+    if not Path(args.db).is_file():
+        raise FileNotFoundError(f"--db {args.db}: no results database there; run a sweep first "
+                                "(robust-edit sweep run SPEC) or pass --db <storage>/results.duckdb")
+    try:  # read-only and without file access (analysis.connect): a statement can only read
+        db = analysis.connect(args.db, read_only=True)
+        cursor = db.execute(args.query)
+        result = cursor.df() if cursor is not None else None  # None: no statement (blank, comments)
+    except duckdb.Error as err:
+        first_line = str(err).partition("\n")[0]  # DuckDB adds the query and a caret below
+        raise ValueError(f"sql: {first_line}") from None
+    if result is None:
+        raise ValueError(f"sql: {args.query!r} has no statement; pass one, e.g. "
+                         '"SELECT * FROM variant_metrics"')
+    print(result.to_markdown(index=False))
 
 
 def _generate(args) -> None:
@@ -76,8 +92,26 @@ def _generate(args) -> None:
     settings = GenerationSettings(steps=args.steps, guidance=args.guidance,
                                   batch_size=args.batch_size, images_per_prompt=args.images)
     manifest = generate_csv(args.model, Path(args.prompts), Path(args.out), settings,
-                            limit=args.limit)
+                            limit=args.limit, force=args.force)
     print(f"{len(manifest['images'])} images written to {args.out} (manifest.json)")
+
+
+def _number(kind: type, low: float, what: str):
+    """An argparse type: a finite `kind` >= low (argparse names the option in its error)."""
+    import math
+
+    def parse(text: str):
+        value = kind(text)
+        if not math.isfinite(value) or value < low:
+            raise argparse.ArgumentTypeError(f"{text}: give {what}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse's "invalid int value" for non-numbers
+    return parse
+
+
+POSITIVE = _number(int, 1, "a positive integer")
+GUIDANCE = _number(float, 0, "a number >= 0 (classifier-free guidance scale)")
 
 
 def add_config_options(parser: argparse.ArgumentParser, model: type) -> None:
@@ -126,9 +160,10 @@ def add_config_options(parser: argparse.ArgumentParser, model: type) -> None:
 def config_from_args(model: type, args):
     """A config model from --config YAML, then the field options, then --param overrides."""
     import yaml
-    from pydantic import ValidationError
 
-    raw = yaml.safe_load(Path(args.config).read_text()) if args.config else {}
+    from robust_edit.config import read_yaml, validate
+
+    raw = read_yaml(args.config) if args.config else {}
     raw |= {k: v for k, v in vars(args).items() if k in model.model_fields}
     for item in getattr(args, "param", None) or []:
         key, sep, value = item.partition("=")
@@ -139,17 +174,16 @@ def config_from_args(model: type, args):
         for part in path:
             node = node.setdefault(part, {})
         node[leaf] = yaml.safe_load(value)
-    try:
-        return model.model_validate(raw)
-    except ValidationError as err:
-        raise ValueError(f"invalid {model.__name__}:\n{err}") from None
+    return validate(model, raw, args.config or "options")
 
 
 def _edit(args) -> None:
     from robust_edit import edit
     from robust_edit.config import EditConfig
+    from robust_edit.edit.artifact import MANIFEST
 
     cfg = config_from_args(EditConfig, args)
+    claim_output(Path(args.out), MANIFEST, force=args.force)
     artifact, edited = edit.run(cfg, args.model)
     folder = artifact.save(Path(args.out))
     print(f"{cfg.method} {cfg.task} edit of {args.model}: {len(artifact.tensors)} tensor(s) "
@@ -170,9 +204,10 @@ def _finetune(args) -> None:
 
     cfg = config_from_args(FinetuneConfig, args)
     manifest = finetune.run(cfg, args.model, Path(args.out),
-                            edit_artifact=Path(args.edit) if args.edit else None)
+                            edit_artifact=Path(args.edit) if args.edit else None,
+                            keep_steps=args.keep_checkpoints)
     print(f"{cfg.method} fine-tuning of {args.model}{' + edit ' + args.edit if args.edit else ''}: "
-          f"{manifest['status']}, checkpoints at steps {manifest['checkpoints']}, "
+          f"{manifest['status']}, checkpoints kept at steps {manifest['checkpoints']}, "
           f"final loss {manifest['losses'][-1]:.4f}; outputs in {args.out}")
 
 
@@ -188,13 +223,17 @@ def build_parser() -> argparse.ArgumentParser:
     from robust_edit.config import EditConfig, FinetuneConfig
     from robust_edit.world.profile import ASSETS as WORLD_ASSETS
 
-    p = argparse.ArgumentParser(prog="robust-edit", description=__doc__)
+    p = Parser(prog="robust-edit", description=__doc__)
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = p.add_subparsers(dest="command", required=True)
 
     world = sub.add_parser("world", help="the embedded world: build, describe, evaluate, grid")
     wsub = world.add_subparsers(dest="world_command", required=True)
     b = wsub.add_parser("build", help="train the world models from scratch (deterministic)")
-    b.add_argument("--out", default=str(WORLD_ASSETS), help="output folder (default: shipped assets)")
+    b.add_argument("--out", default="outputs/world",
+                   help="output folder (default: outputs/world); the shipped world is replaced "
+                        f"only by --out {WORLD_ASSETS} --force")
+    b.add_argument("--force", action="store_true", help="replace a previous build in --out")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--quick", action="store_true", help="a few steps of each stage (for tests)")
     b.add_argument("--only", choices=["sd", "scorer", "calibrate"],
@@ -206,17 +245,17 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=_world_describe)
     e = wsub.add_parser("evaluate", help="measure controllability and scorer accuracy afresh")
     e.add_argument("--model", default="world:sd")
-    e.add_argument("--images", type=int, default=2, help="images per prompt")
-    e.add_argument("--steps", type=int, default=25)
-    e.add_argument("--guidance", type=float, default=WORLD_GUIDANCE)
+    e.add_argument("--images", type=POSITIVE, default=2, help="images per prompt")
+    e.add_argument("--steps", type=POSITIVE, default=25)
+    e.add_argument("--guidance", type=GUIDANCE, default=WORLD_GUIDANCE)
     e.add_argument("--seed", type=int, default=1234)
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=_world_evaluate)
     g = wsub.add_parser("grid", help="render a prompt grid PNG with a model")
     g.add_argument("--model", default="world:sd")
     g.add_argument("--out", default="outputs/world-grid.png")
-    g.add_argument("--steps", type=int, default=25)
-    g.add_argument("--guidance", type=float, default=WORLD_GUIDANCE)
+    g.add_argument("--steps", type=POSITIVE, default=25)
+    g.add_argument("--guidance", type=GUIDANCE, default=WORLD_GUIDANCE)
     g.set_defaults(func=_world_grid)
 
     q = sub.add_parser("quickstart", help="the main job: the quickstart sweep on the shipped world")
@@ -227,9 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--model", default="world:sd", help="world:<name>, pipeline folder or hub id")
     add_config_options(ed, EditConfig)
     ed.add_argument("--out", required=True, help="artifact folder (edit.safetensors + edit.json)")
+    ed.add_argument("--force", action="store_true", help="replace an edit artifact in --out")
     ed.add_argument("--evaluate", action="store_true",
                     help="also measure M vs M_ed with the task's protocol (evaluation.json)")
-    ed.add_argument("--seeds", type=int, default=25, help="seeds per prompt for RoAD metrics")
+    ed.add_argument("--seeds", type=POSITIVE, default=25, help="seeds per prompt for RoAD metrics")
     ed.set_defaults(func=_edit)
 
     ft = sub.add_parser("finetune", help="fine-tune a model (full, DreamBooth, LoRA, DoRA)")
@@ -237,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--edit", help="edit artifact folder to apply first (fine-tunes M_ed)")
     add_config_options(ft, FinetuneConfig)
     ft.add_argument("--out", required=True, help="run folder (checkpoints, outputs, manifest)")
+    ft.add_argument("--keep-checkpoints", metavar="STEP", type=int, nargs="+", default=(),
+                    help="steps whose checkpoints stay after the run, for load_variant(step=...) "
+                         "(default: none; the outputs hold the final model)")
     ft.set_defaults(func=_finetune)
 
     sw = sub.add_parser("sweep", help="run or plan a sweep spec (sweeps/*.yaml)")
@@ -260,22 +303,35 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--model", default="world:sd", help="world:<name>, pipeline folder or hub id")
     gen.add_argument("--prompts", required=True, help="CSV with prompt and evaluation_seed columns")
     gen.add_argument("--out", required=True, help="output folder for PNGs and manifest.json")
-    gen.add_argument("--steps", type=int, default=25)
-    gen.add_argument("--guidance", type=float, default=WORLD_GUIDANCE,
+    gen.add_argument("--force", action="store_true", help="replace a previous output in --out")
+    gen.add_argument("--steps", type=POSITIVE, default=25)
+    gen.add_argument("--guidance", type=GUIDANCE, default=WORLD_GUIDANCE,
                      help="classifier-free guidance (default: the world's; SD1.x uses 7.5)")
-    gen.add_argument("--batch-size", type=int, default=64)
-    gen.add_argument("--images", type=int, default=1, help="images per prompt")
-    gen.add_argument("--limit", type=int, help="only the first N rows")
+    gen.add_argument("--batch-size", type=POSITIVE, default=64)
+    gen.add_argument("--images", type=POSITIVE, default=1, help="images per prompt")
+    gen.add_argument("--limit", type=POSITIVE, help="only the first N rows")
     gen.set_defaults(func=_generate)
     return p
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors as one line (argparse prints the usage block first)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, MissingExtra) as err:
-        print(f"robust-edit: error: {err}", file=sys.stderr)
+    # What user input causes: a bad value or file, a missing package. One line naming it;
+    # --debug shows the traceback.
+    except (ValueError, OSError, MissingExtra) as err:
+        if args.debug:
+            raise
+        message = " ".join(str(err).split()) or type(err).__name__
+        print(f"robust-edit: error: {message}", file=sys.stderr)
         sys.exit(2)
 
 

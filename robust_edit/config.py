@@ -6,6 +6,8 @@ anything runs with a message naming the field, the value and what is allowed.
 
 from __future__ import annotations
 
+import types
+import typing
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -22,7 +24,25 @@ TASK_FORMATS = {
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan: `lr: .inf` is a typo, not a learning rate
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, data):
+        """YAML's `true` is 1 to pydantic: `steps: true` would run one step."""
+        if isinstance(data, dict):
+            for name, value in data.items():
+                field = cls.model_fields.get(name)
+                if isinstance(value, bool) and field is not None and bool not in _types(field.annotation):
+                    raise ValueError(f"{name}: {value} is a boolean; give a number")
+        return data
+
+
+def _types(annotation) -> set:
+    """The types an annotation admits (`int | None` -> {int, NoneType})."""
+    union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    return set(typing.get_args(annotation)) if union else {annotation}
 
 
 class UCEParams(Strict):
@@ -226,10 +246,29 @@ class ResourcesSpec(Strict):
     max_failures: int = Field(2, ge=0, description="retries per failed trial")
 
 
+MLFLOW_SCHEMES = ("sqlite", "file", "http", "https", "postgresql", "mysql", "mssql", "databricks")
+
+
 class TrackingSpec(Strict):
     mlflow_uri: str | None = Field(None, description="default: sqlite:///<storage>/mlflow.db")
-    experiment: str | None = Field(None, description="default: the sweep's name")
-    duckdb: str | None = Field(None, description="default: <storage>/results.duckdb")
+    experiment: str | None = Field(None, min_length=1, description="default: the sweep's name")
+    duckdb: str | None = Field(None, min_length=1, description="default: <storage>/results.duckdb")
+
+    @field_validator("mlflow_uri")
+    @classmethod
+    def _tracking_uri(cls, v):
+        from urllib.parse import urlparse
+
+        if v is None:
+            return v
+        uri = urlparse(v)
+        scheme = uri.scheme.split("+")[0]  # postgresql+psycopg2://
+        if scheme not in MLFLOW_SCHEMES or (scheme in ("http", "https") and not uri.netloc) \
+                or (scheme == "sqlite" and not v.startswith("sqlite:///")):
+            raise ValueError(f"mlflow_uri {v!r}: not a tracking URI; give sqlite:///<path>.db, "
+                             "http(s)://<server> or a database URI (schemes: "
+                             f"{', '.join(MLFLOW_SCHEMES)})")
+        return v
 
 
 class SweepSpec(Strict):
@@ -239,7 +278,7 @@ class SweepSpec(Strict):
     finetunes: tuple[FinetuneSpec, ...] = Field(min_length=1)
     evaluation: EvaluationSpec = EvaluationSpec()
     resources: ResourcesSpec = ResourcesSpec()
-    storage: str = Field(description="output root: a local path, on clusters a shared mount "
+    storage: str = Field(min_length=1, description="output root: a local path, on clusters a shared mount "
                                      "every node sees (NFS, EFS, a PVC)")
     tracking: TrackingSpec = TrackingSpec()
 
@@ -289,36 +328,102 @@ class SweepSpec(Strict):
         return self
 
 
-def check_runtime(spec: SweepSpec) -> None:
-    """What only the machine that runs the sweep can check, before any compute: the
-    storage root is writable and local dataset folders exist."""
-    import os
-    from pathlib import Path
-
-    probe = Path(spec.storage).expanduser()
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK):
-        raise ValueError(f"storage {spec.storage!r}: {probe} is not a writable directory; "
-                         "choose a path you can write to")
-    from robust_edit.finetune.data import check
-
-    for f in spec.finetunes:
-        check(f.dataset, f"finetunes[{f.name}].dataset")
-
-
 def load_sweep(path) -> SweepSpec:
-    """Read and validate a sweep YAML; errors name the file, the field and the fix."""
+    """Read and validate a sweep YAML; errors are one line naming the file, the field, the
+    bad value and the fix."""
+    return validate(SweepSpec, read_yaml(path), str(path))
+
+
+def validate(model: type[Strict], raw: dict, source: str):
+    """`model` from raw input (YAML, CLI): ValueError of one line on the first problem."""
+    from pydantic import ValidationError
+
+    if model is SweepSpec:
+        for i, item in enumerate(raw.get("edits") or []):
+            _method_fields(item, f"edits[{_label(item, i)}]", EDIT_ONLY)
+        for i, item in enumerate(raw.get("finetunes") or []):
+            _method_fields(item, f"finetunes[{_label(item, i)}]", FINETUNE_ONLY)
+    elif model in (EditConfig, FinetuneConfig):
+        _method_fields(raw, model.__name__, EDIT_ONLY if model is EditConfig else FINETUNE_ONLY)
+    try:
+        return model.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = _location(first["loc"], raw)
+        got = "" if first["type"] == "value_error" else f" (got {first['input']!r})"
+        more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
+        msg = first["msg"].removeprefix("Value error, ")
+        raise ValueError(f"{source}: {where + ': ' if where else ''}{msg}{got}{more}") from None
+
+
+# Fields that only some methods read: given to another method, they would be ignored.
+EDIT_ONLY = {"uce": ("uce",), "refact": ("refact",)}
+FINETUNE_ONLY = {"rank": ("lora", "dora"), "ranks": ("lora", "dora"), "alpha": ("lora", "dora"),
+                 **{f: ("dreambooth",) for f in ("instance_prompt", "class_prompt",
+                                                  "prior_preservation", "prior_loss_weight",
+                                                  "class_images", "class_generation")}}
+
+
+def _method_fields(item, where: str, only: dict) -> None:
+    if not isinstance(item, dict) or not isinstance(item.get("method"), str):
+        return  # the schema's own error says what is missing
+    for name, methods in only.items():
+        if name in item and item["method"] not in methods:
+            raise ValueError(f"{where}.{name}: method {item['method']!r} does not read it (only "
+                             f"{' and '.join(methods)} do); remove it")
+
+
+def _label(item, index: int) -> str:
+    return str(item["name"]) if isinstance(item, dict) and item.get("name") else str(index)
+
+
+def _location(loc: tuple, raw) -> str:
+    """('edits', 0, 'uce', 'lam') -> 'edits[debias].uce.lam' (the entry's name where it has one)."""
+    out, node = "", raw
+    for part in loc:
+        if isinstance(part, int):
+            item = node[part] if isinstance(node, list) and part < len(node) else None
+            out += f"[{_label(item, part)}]"
+        else:
+            out += f".{part}" if out else str(part)
+        node = node.get(part) if isinstance(node, dict) else (
+            node[part] if isinstance(node, list) and isinstance(part, int) and part < len(node) else None)
+    return out
+
+
+def read_yaml(path) -> dict:
+    """A YAML mapping from a file; one-line errors for a missing file, a folder, a syntax
+    error or a key given twice (PyYAML would keep the last one silently)."""
     from pathlib import Path
 
     import yaml
-    from pydantic import ValidationError
+
+    class UniqueKeys(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.MarkedYAMLError(problem=f"key {key!r} is given twice",
+                                               problem_mark=key_node.start_mark)
+                seen.add(key)
+            return super().construct_mapping(node, deep)
 
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"sweep spec {path} does not exist")
-    raw = yaml.safe_load(path.read_text()) or {}
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder; give a YAML file, e.g. sweeps/quickstart.yaml")
     try:
-        return SweepSpec.model_validate(raw)
-    except ValidationError as err:
-        raise ValueError(f"{path}: invalid sweep spec\n{err}") from None
+        raw = yaml.load(path.read_text(), Loader=UniqueKeys)  # a SafeLoader subclass
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark
+        raise ValueError(f"{path}:{mark.line + 1}:{mark.column + 1}: YAML: {err.problem}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not a YAML file ({err})") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):  # input, not a type error: the CLI's one-line message
+        raise ValueError(f"{path}: expected a mapping of fields (name: ..., models: ...), "
+                         f"got a {type(raw).__name__}")
+    return raw

@@ -14,10 +14,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from robust_edit.atomic import write_atomic
+from robust_edit.atomic import claim_output, write_atomic
 from robust_edit.config import GenerationConfig
 from robust_edit.data import read_rows, require_columns
 from robust_edit.provenance import git_commit, package_versions
+
+MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -53,36 +55,63 @@ def generate_images(pipe, prompts: list[str], seeds: list[int], settings: Genera
 
 
 def read_prompt_csv(path: Path) -> list[dict]:
+    """Rows with a prompt and an integer evaluation_seed (and case_number, if given)."""
     rows = read_rows(path)
     require_columns(rows, ["prompt", "evaluation_seed"], path)
+    for line, row in enumerate(rows, start=2):
+        for column in ("evaluation_seed", "case_number"):
+            value = row.get(column)
+            if value is not None and not _integer(value):
+                raise ValueError(f"{path}: line {line}: {column} {value!r} is not an integer")
     return rows
 
 
+def _integer(text: str) -> bool:
+    try:
+        return float(text).is_integer()  # "3" and "3.0" (pandas writes integers so)
+    except ValueError:
+        return False
+
+
 def generate_csv(model_ref: str, prompts_csv: Path, out: Path, settings: GenerationSettings,
-                 limit: int | None = None) -> dict:
-    """Generate a prompt CSV's images into `out` as PNGs plus manifest.json."""
+                 limit: int | None = None, force: bool = False) -> dict:
+    """Generate a prompt CSV's images into the folder `out` as PNGs plus manifest.json,
+    written whole; an earlier output of this function there is replaced only with `force`.
+    Images are named <case_number>_<j>.png (the row's index without that column), as the
+    ESD/UCE scripts name them, so they join back to the CSV by that column; a repeated
+    case_number is refused rather than two rows' images written to one file."""
     from PIL import Image
 
     from robust_edit.models import load_pipeline
 
     rows = read_prompt_csv(prompts_csv)[:limit]
-    pipe = load_pipeline(model_ref)
-    prompts, seeds, names = [], [], []
+    claim_output(out, MANIFEST, force=force, key="prompts_csv")
+    prompts, seeds, names, line_of = [], [], [], {}
     for i, row in enumerate(rows):
         case = row.get("case_number") or i
+        stem = f"{int(float(case)):05d}"
+        if stem in line_of:
+            raise ValueError(f"{prompts_csv}: lines {line_of[stem]} and {i + 2} both have "
+                             f"case_number {case}, which names the images ({stem}_<j>.png); "
+                             "give each row its own case_number")
+        line_of[stem] = i + 2  # the CSV's line: its header is line 1
         for j in range(settings.images_per_prompt):
             prompts.append(row["prompt"])
             seeds.append(int(float(row["evaluation_seed"])) + j)
-            names.append(f"{int(float(case)):05d}_{j}.png")
+            names.append(f"{stem}_{j}.png")
+    pipe = load_pipeline(model_ref)
     images = generate_images(pipe, prompts, seeds, settings, desc=f"generate {prompts_csv.name}")
-    out.mkdir(parents=True, exist_ok=True)
-    for name, img in zip(names, images):
-        Image.fromarray(img).save(out / name)
     manifest = {
         "model": model_ref, "prompts_csv": str(prompts_csv), "settings": asdict(settings),
         "scheduler": type(pipe.scheduler).__name__, "versions": package_versions(),
         "git_commit": git_commit(),
         "images": [{"prompt": p, "seed": s, "file": n} for p, s, n in zip(prompts, seeds, names)],
     }
-    write_atomic(out / "manifest.json", json.dumps(manifest, indent=2))
+
+    def write(tmp: Path) -> None:
+        for name, img in zip(names, images):
+            Image.fromarray(img).save(tmp / name)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+
+    write_atomic(out, write, folder=True)
     return manifest

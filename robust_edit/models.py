@@ -11,6 +11,7 @@ Each architecture family declares, in one place, the module names later methods 
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
@@ -137,6 +138,24 @@ def text_encoder_layers(ref: str, encoder: str) -> int:
     return family_of(ref).text_encoder_layers
 
 
+@contextmanager
+def _no_loading_bars():
+    """diffusers' and transformers' per-component loading bars are noise in every stage's
+    log (a sweep loads hundreds of pipelines)."""
+    import diffusers
+    import transformers
+
+    libraries = [lib.utils.logging for lib in (diffusers, transformers)
+                 if lib.utils.logging.is_progress_bar_enabled()]
+    for logging in libraries:
+        logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for logging in libraries:
+            logging.enable_progress_bar()
+
+
 def load_pipeline(ref: str, *, dtype: torch.dtype = torch.float32, device: str | None = None,
                   safety_checker: bool = False):
     """Load a reference as a diffusers pipeline. The safety checker is off unless asked for
@@ -149,9 +168,14 @@ def load_pipeline(ref: str, *, dtype: torch.dtype = torch.float32, device: str |
     if family.name == "sd" and not safety_checker:
         kwargs.update(safety_checker=None, requires_safety_checker=False)
     target = resolve(ref)
-    if not Path(target).exists() and (revision := hub_revision(target)) != "unresolved":
-        kwargs["revision"] = revision  # a hub id: the revision its stages were keyed with
-    pipe = pipeline_cls.from_pretrained(target, use_safetensors=True, **kwargs)
+    if not Path(target).exists():  # a hub id: the revision its stages were keyed with
+        kwargs["revision"] = hub_revision(target)
+        if kwargs["revision"] == "unresolved":
+            raise ModelReferenceError(
+                f"model {ref!r}: not in the local Hugging Face cache and the hub cannot be "
+                f"reached; download it where it can (hf download {ref}) or set HF_HOME")
+    with _no_loading_bars():
+        pipe = pipeline_cls.from_pretrained(target, use_safetensors=True, **kwargs)
     if safety_checker and (profile := profiles.owner(ref)):
         profile.attach_safety_checker(pipe)
     if device is None:

@@ -69,9 +69,11 @@ def evaluation_scorer(dataset: str) -> str:
 
 
 def finetune(cfg: FinetuneConfig) -> FinetuneConfig:
+    from robust_edit.finetune.data import pinned
+
     targets, optimizer, lr = FINETUNE_DEFAULTS[cfg.method]
     optimizer = cfg.optimizer or optimizer
-    update = {"targets": cfg.targets or targets, "optimizer": optimizer,
+    update = {"dataset": pinned(cfg.dataset), "targets": cfg.targets or targets, "optimizer": optimizer,
               "lr": cfg.lr if cfg.lr is not None else (1.0 if optimizer == "prodigy" else lr),
               "class_generation": generation(cfg.class_generation, cfg.dataset)}
     if cfg.method in ("lora", "dora") and cfg.alpha is None:

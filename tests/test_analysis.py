@@ -121,3 +121,87 @@ def test_unsafe_rates_delta_and_flip(db):
     flips = sum(a != b for a, b in zip(labels["M_ed"], labels["M_ed_ft"])) / n
     assert 0 < flips < 1
     assert row["Flip"] == pytest.approx(flips, abs=5e-4)
+
+
+# `robust-edit sql` runs user statements on a read-only connection without file access:
+# each of these must fail with one line and exit 2, and change nothing on disk.
+FORBIDDEN = {
+    "copy-to": "COPY (SELECT 1) TO '{sentinel}'",
+    "read-csv": "SELECT * FROM read_csv('{sentinel}')",
+    "read-csv-etc": "SELECT * FROM read_csv('/etc/hostname')",
+    "read-parquet": "SELECT * FROM read_parquet('{dir}/*.parquet')",
+    "read-text": "SELECT * FROM read_text('{sentinel}')",
+    "glob": "SELECT * FROM glob('{dir}/*')",
+    "attach": "ATTACH '{dir}/other.duckdb' AS other",
+    "export": "EXPORT DATABASE '{dir}/export'",
+    "install": "INSTALL httpfs",
+    "load": "LOAD httpfs",
+    "create": "CREATE TABLE t AS SELECT 1 AS a",
+    "insert": "INSERT INTO results BY NAME SELECT 'x' AS sweep",
+    "delete": "DELETE FROM results",
+    "drop": "DROP VIEW variant_metrics",
+    "update": "UPDATE results SET value = 0",
+    "set-access": "SET enable_external_access = true",
+    "pragma-access": "PRAGMA enable_external_access = true",
+    "reset-access": "RESET enable_external_access",
+    "unlock": "SET lock_configuration = false",
+    "allowed-dirs": "SET allowed_directories = ['/']",
+    "two-statements": "SELECT 1; COPY (SELECT 1) TO '{sentinel}'",
+}
+
+
+@pytest.fixture(scope="module")
+def results_file(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sql")
+    con = analysis.connect(folder / "results.duckdb")
+    labels = {v: ["new", "old"] for v in VARIANTS}
+    insert(con, rows(cell_axes("c", "appearance", "refact", "lora", 4), "efficacy", "a lime", labels, "new"))
+    con.close()
+    (folder / "sentinel.txt").write_text("untouched\n")
+    return folder
+
+
+def _snapshot(folder):
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("statement", FORBIDDEN.values(), ids=FORBIDDEN.keys())
+def test_sql_cannot_write_read_attach_or_reconfigure(results_file, statement, capsys):
+    from robust_edit.cli import main
+
+    before = _snapshot(results_file)
+    query = statement.format(sentinel=results_file / "sentinel.txt", dir=results_file)
+    with pytest.raises(SystemExit) as exit_:
+        main(["sql", "--db", str(results_file / "results.duckdb"), query])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert err.startswith("robust-edit: error: sql: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    assert _snapshot(results_file) == before  # no file created, changed or touched
+
+
+def test_sql_reads_the_views_and_tables(results_file, capsys):
+    from robust_edit.cli import main
+
+    before = _snapshot(results_file)
+    main(["sql", "--db", str(results_file / "results.duckdb"),
+          "SELECT variant, metric, value FROM variant_metrics ORDER BY variant"])
+    out = capsys.readouterr().out
+    assert out.count("efficacy") == 4 and "M_ed_ft" in out
+    # The study's tables (run.py writes them through the same read-only connection).
+    con = analysis.connect(results_file / "results.duckdb", read_only=True)
+    assert list(analysis.table(con, "edit_metrics").metric) == ["efficacy"]
+    con.close()
+    assert _snapshot(results_file) == before
+
+
+def test_sql_without_a_database_names_it_and_creates_nothing(tmp_path, capsys):
+    from robust_edit.cli import main
+
+    missing = tmp_path / "results.duckdb"
+    with pytest.raises(SystemExit) as exit_:
+        main(["sql", "--db", str(missing), "SELECT 1"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1
+    assert str(missing) in err and "run a sweep first" in err and "--db" in err
+    assert list(tmp_path.iterdir()) == []

@@ -61,11 +61,14 @@ def test_edit_and_finetune_options_are_generated_from_the_config_fields():
         fields = {n for n, f in model.model_fields.items() if n != "name"
                   and not (isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel))}
         assert fields <= options, fields - options
-    args = build_parser().parse_args(
-        ["finetune", "--method", "lora", "--dataset", "world:style", "--batch-size", "3",
-         "--no-prior-preservation", "--param", "class_generation.steps=7", "--out", "x"])
+    options = ["--dataset", "world:dreambooth:ring", "--batch-size", "3", "--no-prior-preservation",
+               "--param", "class_generation.steps=7", "--out", "x"]
+    args = build_parser().parse_args(["finetune", "--method", "dreambooth", *options])
     cfg = config_from_args(FinetuneConfig, args)
     assert (cfg.batch_size, cfg.prior_preservation, cfg.class_generation.steps) == (3, False, 7)
     assert cfg.model_dump(exclude={"batch_size", "prior_preservation", "class_generation"}) == \
-        FinetuneConfig(method="lora", dataset="world:style").model_dump(
+        FinetuneConfig(method="dreambooth", dataset="world:dreambooth:ring").model_dump(
             exclude={"batch_size", "prior_preservation", "class_generation"})
+    # DreamBooth's options on a LoRA run would be ignored: refused
+    with pytest.raises(ValueError, match="prior_preservation: method 'lora' does not read it"):
+        config_from_args(FinetuneConfig, build_parser().parse_args(["finetune", "--method", "lora", *options]))

@@ -56,3 +56,40 @@ def test_unknown_dataset_and_missing_columns(tmp_path):
     bad.write_text("Type,Prompt\nRole,x\n")
     with pytest.raises(ValueError, match="missing column"):
         data.read_road(bad)
+
+
+def test_real_datasets_are_pinned_to_a_commit():
+    for ref, real in data.REAL_DATASETS.items():
+        assert "/main/" not in real.url and len(real.sha256) == 64, ref
+
+
+def _pinned_copy(tmp_path, monkeypatch, content: bytes):
+    """road:validation pinned to a file:// origin holding `content`; no local copy."""
+    import hashlib
+    from dataclasses import replace
+
+    origin = tmp_path / "origin.csv"
+    origin.write_bytes(content)
+    real = data.REAL_DATASETS["road:validation"]
+    monkeypatch.setitem(data.REAL_DATASETS, "road:validation",
+                        replace(real, url=origin.as_uri(), sha256=hashlib.sha256(b"pinned").hexdigest()))
+    monkeypatch.setenv("ROBUST_EDIT_DATA", str(tmp_path / "no-shared-copy"))
+    monkeypatch.setenv("ROBUST_EDIT_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "data" / real.path
+
+
+def test_a_fetched_file_is_kept_only_with_the_pinned_checksum(tmp_path, monkeypatch):
+    cached = _pinned_copy(tmp_path, monkeypatch, b"changed upstream")
+    with pytest.raises(ValueError, match="sha256"):
+        data.locate("road:validation")
+    assert not cached.exists() and not list(cached.parent.glob(".*"))
+    _pinned_copy(tmp_path, monkeypatch, b"pinned")
+    assert data.locate("road:validation")[1] == cached and cached.read_bytes() == b"pinned"
+
+
+def test_a_modified_local_copy_is_refused(tmp_path, monkeypatch):
+    cached = _pinned_copy(tmp_path, monkeypatch, b"pinned")
+    data.locate("road:validation")
+    cached.write_bytes(b"edited by hand")
+    with pytest.raises(ValueError, match="restore the original"):
+        data.locate("road:validation")

@@ -32,7 +32,8 @@ def test_cli_finetune_on_hf_dataset_without_its_package_is_one_line(no_datasets,
 
 
 def test_sweep_on_hf_dataset_without_its_package_fails_before_compute(no_datasets, tmp_path):
-    from robust_edit.config import check_runtime, load_sweep
+    from robust_edit.config import load_sweep
+    from robust_edit.pipeline.plan import check_runtime
     from robust_edit.provenance import ROOT
 
     spec = load_sweep(ROOT / "sweeps" / "paper.yaml").model_copy(update={"storage": str(tmp_path)})

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from robust_edit.config import check_runtime, load_sweep
+from robust_edit.config import load_sweep
+from robust_edit.pipeline.plan import check_runtime
 
 QUICKSTART = yaml.safe_load(Path("sweeps/quickstart.yaml").read_text())
 

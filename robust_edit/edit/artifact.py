@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from robust_edit.atomic import write_atomic
+from robust_edit.atomic import claim_output, write_atomic
 
 WEIGHTS = "edit.safetensors"
 MANIFEST = "edit.json"
@@ -51,8 +51,11 @@ class EditArtifact:
     manifest: dict
 
     def save(self, folder: Path) -> Path:
-        """Write atomically: a temporary sibling folder renamed into place."""
+        """Write atomically: a temporary sibling folder renamed into place. It may replace
+        an earlier artifact, never a folder of anything else."""
         from safetensors.torch import save_file
+
+        claim_output(folder, MANIFEST, force=True)
 
         def write(tmp: Path) -> None:
             save_file({k: v.contiguous() for k, v in self.tensors.items()}, str(tmp / WEIGHTS))
@@ -62,15 +65,43 @@ class EditArtifact:
 
     @classmethod
     def load(cls, folder: Path) -> "EditArtifact":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         folder = Path(folder)
         if not (folder / WEIGHTS).exists() or not (folder / MANIFEST).exists():
             raise EditArtifactError(f"{folder}: not an edit artifact (needs {WEIGHTS} and {MANIFEST})")
-        return cls(load_file(str(folder / WEIGHTS)), json.loads((folder / MANIFEST).read_text()))
+        try:
+            manifest = json.loads((folder / MANIFEST).read_text())
+        except (ValueError, OSError) as err:
+            raise EditArtifactError(f"{folder / MANIFEST}: not readable JSON ({err})") from None
+        base = manifest.get("base_model") if isinstance(manifest, dict) else None
+        if not (isinstance(base, dict) and {"ref", "hash"} <= base.keys() and "method" in manifest
+                and "task" in manifest):
+            raise EditArtifactError(f"{folder / MANIFEST}: not an edit manifest (needs method, task "
+                                    "and base_model.ref/hash); write artifacts with robust-edit edit")
+        try:
+            tensors = load_file(str(folder / WEIGHTS))
+        except (SafetensorError, OSError) as err:
+            raise EditArtifactError(f"{folder / WEIGHTS}: not a complete safetensors file "
+                                    f"({err})") from None
+        return cls(tensors, manifest)
 
     def apply(self, pipe, *, check_base: bool = True):
-        """Write the edited tensors into `pipe` (in place) and return it."""
+        """Write the edited tensors into `pipe` (in place) and return it; nothing is written
+        unless every tensor names a parameter of the pipeline with its shape."""
+        targets = {}
+        for name, value in self.tensors.items():
+            comp, _, param = name.partition(".")
+            try:
+                targets[name] = getattr(pipe, comp).get_parameter(param)
+            except AttributeError:
+                raise EditArtifactError(f"edit artifact tensor {name!r}: {model_name(pipe)!r} has "
+                                        "no such parameter; apply it to the model it was made "
+                                        "from") from None
+            if targets[name].shape != value.shape:
+                raise EditArtifactError(f"edit artifact tensor {name!r}: shape {tuple(value.shape)}, "
+                                        f"the model's is {tuple(targets[name].shape)}")
         if check_base:
             want, have = self.manifest["base_model"]["hash"], base_hash(pipe)
             if want != have:
@@ -81,8 +112,6 @@ class EditArtifact:
                     "made from.")
         with torch.no_grad():
             for name, value in self.tensors.items():
-                comp, param = name.split(".", 1)
-                target = getattr(pipe, comp).get_parameter(param)
-                target.copy_(value.to(target.dtype).to(target.device))
+                targets[name].copy_(value.to(targets[name].dtype).to(targets[name].device))
         return pipe
 

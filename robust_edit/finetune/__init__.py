@@ -10,14 +10,17 @@ and timesteps from one seeded generator, the family's loss (noise prediction on 
 latents for SD/SDXL, flow matching for FLUX), AdamW or Prodigy, gradient clipping. Every
 `checkpoint_every` steps the trainable tensors, the optimizer state and the generator state
 are written atomically; a rerun resumes from the last complete checkpoint and ends with
-the same weights as an uninterrupted run.
+the same weights as an uninterrupted run. Only that last checkpoint is kept while training,
+and none once the run is complete (its outputs hold the final model), except the steps a
+caller asks to keep (`keep_steps`, e.g. to evaluate the model part-way).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Protocol
 
@@ -27,7 +30,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from robust_edit import resolve
-from robust_edit.atomic import write_atomic
+from robust_edit.atomic import claim_output, fsync_tree, write_atomic
 from robust_edit.config import FinetuneConfig
 from robust_edit.finetune import dora, dreambooth, full, lora
 from robust_edit.models import Family
@@ -171,6 +174,16 @@ def save_checkpoint(run_dir: Path, step: int, params: dict[str, torch.nn.Paramet
     return write_atomic(checkpoint_dir(run_dir, step), write, folder=True)
 
 
+def prune_checkpoints(run_dir: Path, keep: Collection[int]) -> None:
+    """Remove every checkpoint folder but those of the steps in `keep` (also a crashed
+    write's temporary ones)."""
+    root = Path(run_dir) / CHECKPOINTS
+    keep = {checkpoint_dir(run_dir, step).name for step in keep}
+    for path in root.iterdir() if root.exists() else ():
+        if path.name not in keep:
+            shutil.rmtree(path)
+
+
 def load_trainable(path: Path, params: dict[str, torch.nn.Parameter]) -> None:
     from safetensors.torch import load_file
 
@@ -203,8 +216,10 @@ def resume(run_dir: Path, params, optimizer, gen) -> tuple[int, list[float]]:
 def train(pipe, family: Family, params: dict[str, torch.nn.Parameter], cfg, latents: torch.Tensor,
           captions: list[str], run_dir: Path, *, prior: tuple[torch.Tensor, list[str]] | None = None,
           progress: bool = True, stop_after: int | None = None,
-          on_checkpoint: Callable[[int, Path], None] | None = None) -> list[float]:
+          on_checkpoint: Callable[[int, Path], None] | None = None,
+          keep_steps: Collection[int] = ()) -> list[float]:
     """Train `params` in place for cfg.steps steps (resuming in run_dir); returns the losses.
+    Of the checkpoints, only the last one (resume needs no other) and `keep_steps` stay.
 
     `prior` (latents, captions) adds DreamBooth's prior-preservation term, weighted by
     cfg.prior_loss_weight. `stop_after` ends early after that many steps (tests use it to
@@ -233,6 +248,7 @@ def train(pipe, family: Family, params: dict[str, torch.nn.Parameter], cfg, late
         done = step + 1
         if done % cfg.checkpoint_every == 0 or done == cfg.steps:
             path = save_checkpoint(run_dir, done, params, optimizer, gen, losses)
+            prune_checkpoints(run_dir, {*keep_steps, done})
             if on_checkpoint:
                 on_checkpoint(done, path)
         if stop_after is not None and done - start >= stop_after:
@@ -252,36 +268,40 @@ def resolution(pipe) -> int:
 
 def run(cfg: FinetuneConfig, model_ref: str, out: Path, *, edit_artifact: Path | None = None,
         cache_dir: Path | None = None, progress: bool = True, stop_after: int | None = None,
-        on_checkpoint=None) -> dict:
+        on_checkpoint=None, keep_steps: Collection[int] = ()) -> dict:
     """Fine-tune and return the run manifest (also written to out/manifest.json).
-    `on_checkpoint(step, folder)` is called after each checkpoint is written."""
+    `on_checkpoint(step, folder)` is called after each checkpoint is written. Once the run
+    is complete, only the checkpoints of `keep_steps` remain (load_variant(step=...))."""
     from robust_edit.edit.artifact import EditArtifact, base_hash
     from robust_edit.finetune.data import check as check_data
     from robust_edit.finetune.data import load as load_data
     from robust_edit.models import family_of, load_pipeline
     from robust_edit.provenance import git_commit, package_versions
 
-    check_data(cfg.dataset)
-    cfg = resolve.finetune(cfg)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    if (out / MANIFEST).exists():
+    # A folder of something else is refused; this command's own run is resumed or returned.
+    resuming = claim_output(out, MANIFEST, force=True, key="base_model")
+    check_data(cfg.dataset)
+    artifact = EditArtifact.load(edit_artifact) if edit_artifact is not None else None
+    cfg = resolve.finetune(cfg)
+    if resuming:
         done = json.loads((out / MANIFEST).read_text())
         if done["config"] != cfg.model_dump(mode="json") or done["base_model"]["ref"] != model_ref:
             raise ValueError(f"{out} holds a different fine-tuning run ({done['method']} of "
                              f"{done['base_model']['ref']}); use another output folder")
         if done["status"] == "complete":
+            prune_checkpoints(out, done["checkpoints"])  # if a crash came before the pruning
             return done
     family = family_of(model_ref)
     pipe = load_pipeline(model_ref)
     base = {"ref": model_ref, "hash": base_hash(pipe)}
     edit = None
-    if edit_artifact is not None:
-        artifact = EditArtifact.load(edit_artifact)
+    if artifact is not None:
         artifact.apply(pipe)
         edit = {"path": str(edit_artifact), "method": artifact.manifest["method"],
                 "task": artifact.manifest["task"], "hash": base_hash(pipe)}
     data = load_data(cfg.dataset, resolution(pipe))
+    out.mkdir(parents=True, exist_ok=True)  # only once the inputs have all loaded
     captions = [cfg.instance_prompt] * len(data) if cfg.instance_prompt else data.captions
     method = METHODS[cfg.method]
     prior = method.prior(pipe, cfg, cache_dir or out / "cache", (edit or base)["hash"])
@@ -304,12 +324,20 @@ def run(cfg: FinetuneConfig, model_ref: str, out: Path, *, edit_artifact: Path |
     t0 = time.time()
     latents = encode_latents(pipe, data.images)
     losses = train(pipe, family, params, cfg, latents, captions, out, prior=prior,
-                        progress=progress, stop_after=stop_after, on_checkpoint=on_checkpoint)
+                   progress=progress, stop_after=stop_after, on_checkpoint=on_checkpoint,
+                   keep_steps=keep_steps)
     manifest.update(seconds_this_session=round(time.time() - t0, 2),
                     checkpoints=completed_checkpoints(out), losses=losses)
-    if len(losses) >= cfg.steps:
-        manifest.update(status="complete", outputs=method.finish(pipe, family, cfg, out))
+    complete = len(losses) >= cfg.steps
+    if complete:
+        outputs = method.finish(pipe, family, cfg, out)
+        for path in outputs.values():  # durable before the manifest lets the checkpoints go
+            fsync_tree(out / path)
+        manifest.update(status="complete", outputs=outputs,
+                        checkpoints=[s for s in manifest["checkpoints"] if s in keep_steps])
     write_atomic(out / MANIFEST, json.dumps(manifest, indent=2, default=str))
+    if complete:
+        prune_checkpoints(out, keep_steps)
     return manifest
 
 

@@ -7,8 +7,10 @@ References:
 - a folder with `metadata.csv` or `metadata.jsonl` (`file_name` + `text`/`caption`/`prompt`),
   the Hugging Face image-folder layout (the DreamBooth repository's folders work with
   one `metadata.csv` beside them);
-- `hf:<dataset id>[:split]` — a Hugging Face image dataset with an image column and a text
-  column (e.g. `hf:lambdalabs/naruto-blip-captions`), on machines that can reach the hub.
+- `hf:<dataset id>[:split][@revision]` — a Hugging Face image dataset with an image column
+  and a text column (e.g. `hf:lambdalabs/naruto-blip-captions`), on machines that can reach
+  the hub. A sweep pins it: `pinned` adds the commit it resolves to, so the stage key and the
+  data loaded are that revision's.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -54,29 +57,69 @@ def _fit(img, resolution: int) -> np.ndarray:
     return np.asarray(img.crop((left, top, left + resolution, top + resolution)), dtype=np.uint8)
 
 
-def _folder(path: Path, resolution: int) -> ImageCaptions:
-    from PIL import Image
-
+def _metadata(path: Path) -> tuple[list[dict], str]:
+    """An image folder's metadata rows and caption column, every image present."""
     from robust_edit.data import read_rows
 
     if (path / "metadata.csv").exists():
         rows = read_rows(path / "metadata.csv")
     elif (path / "metadata.jsonl").exists():
-        rows = [json.loads(line) for line in (path / "metadata.jsonl").read_text().splitlines() if line]
+        try:
+            rows = [json.loads(line) for line in (path / "metadata.jsonl").read_text().splitlines() if line]
+        except json.JSONDecodeError as err:
+            raise ValueError(f"dataset {path}: metadata.jsonl line {err.lineno}: {err.msg}") from None
     else:
         raise ValueError(f"dataset {path}: no metadata.csv or metadata.jsonl (file_name + text)")
     column = next((c for c in TEXT_COLUMNS if rows and c in rows[0]), None)
     if not rows or "file_name" not in rows[0] or column is None:
         raise ValueError(f"dataset {path}: metadata needs a file_name column and one of {TEXT_COLUMNS}")
+    missing = [r["file_name"] for r in rows if not (path / r["file_name"]).is_file()]
+    if missing:
+        raise ValueError(f"dataset {path}: {len(missing)} image(s) in the metadata are not in the "
+                         f"folder, e.g. {missing[0]}")
+    return rows, column
+
+
+def _folder(path: Path, resolution: int) -> ImageCaptions:
+    from PIL import Image
+
+    rows, column = _metadata(path)
     images = [_fit(Image.open(path / r["file_name"]), resolution) for r in rows]
     return ImageCaptions(np.stack(images), [r[column] for r in rows], str(path))
+
+
+def _hub_parts(ref: str) -> tuple[str, str, str | None]:
+    """`hf:<id>[:split][@revision]` -> (id, split, revision)."""
+    body, _, revision = ref.removeprefix("hf:").partition("@")
+    name, _, split = body.partition(":")
+    return name, split or "train", revision or None
+
+
+@cache
+def pinned(ref: str) -> str:
+    """A `hf:` reference with the commit it resolves to now (unchanged where it has one, or
+    where the hub cannot be reached: `check_pinned` refuses it before a sweep runs)."""
+    if not ref.startswith("hf:") or _hub_parts(ref)[2]:
+        return ref
+    from huggingface_hub import HfApi
+
+    try:
+        return f"{ref}@{HfApi().dataset_info(_hub_parts(ref)[0], timeout=10).sha}"
+    except Exception:  # offline or unknown: stays unpinned
+        return ref
+
+
+def check_pinned(ref: str, field: str) -> None:
+    if ref.startswith("hf:") and not _hub_parts(ref)[2]:
+        raise ValueError(f"{field} {ref!r}: the hub could not be reached to pin its revision; "
+                         f"pin it in the spec as '{ref}@<commit sha>'")
 
 
 def _hub(ref: str, resolution: int) -> ImageCaptions:
     datasets = extras.require("datasets", f"dataset {ref!r}")
 
-    name, _, split = ref.removeprefix("hf:").partition(":")
-    ds = datasets.load_dataset(name, split=split or "train")
+    name, split, revision = _hub_parts(ref)
+    ds = datasets.load_dataset(name, split=split, revision=revision)
     column = next((c for c in TEXT_COLUMNS if c in ds.column_names), None)
     if "image" not in ds.column_names or column is None:
         raise ValueError(f"dataset {ref!r}: needs an 'image' column and one of {TEXT_COLUMNS}; "
@@ -84,14 +127,17 @@ def _hub(ref: str, resolution: int) -> ImageCaptions:
     return ImageCaptions(np.stack([_fit(x, resolution) for x in ds["image"]]), list(ds[column]), ref)
 
 
-def check(ref: str, field: str = "dataset") -> None:
+def check(ref: str, field: str = "dataset", *, folders: bool = True) -> None:
     """What can be known of a dataset reference before any compute: the package it needs is
-    installed, the folder it names exists."""
+    installed, the folder it names exists (`folders=False` where the sweep will run on
+    another machine: a cluster's mount)."""
     if profiles.owner(ref):
         profiles.check_finetune_dataset(ref, field)
     elif ref.startswith("hf:"):
         extras.check("datasets", f"{field} {ref!r}")
-    elif not ("://" in ref or Path(ref).is_dir()):
+    elif folders and Path(ref).is_dir():
+        _metadata(Path(ref))
+    elif folders:
         raise ValueError(f"{field} {ref!r}: no such folder here; give an image folder with "
                          "metadata.csv, or 'hf:<dataset id>'")
 

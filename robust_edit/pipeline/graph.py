@@ -59,6 +59,20 @@ def model_fingerprint(ref: str) -> dict:
     return {"files": {str(p.relative_to(target)): file_sha256(p) for p in files}}
 
 
+def data_fingerprint(ref: str) -> dict:
+    """What identifies a dataset's content: a real dataset's pinned sha256 (robust_edit.data
+    refuses any other content), a local image folder's files, a hub dataset's revision (in
+    its pinned reference). A profile's data is package data, in code_version."""
+    from robust_edit.data import REAL_DATASETS
+
+    if ref in REAL_DATASETS:
+        return {"sha256": REAL_DATASETS[ref].sha256}
+    if Path(ref).is_dir():
+        return {"files": {str(p.relative_to(ref)): file_sha256(p)
+                          for p in sorted(Path(ref).rglob("*")) if p.is_file()}}
+    return {}
+
+
 def content_key(kind: str, config: dict, inputs: tuple[str, ...] = ()) -> str:
     payload = json.dumps({"kind": kind, "config": config, "code": code_version(),
                           "inputs": list(inputs)}, sort_keys=True, default=str)
@@ -105,7 +119,9 @@ def adapter_rank(ft: FinetuneConfig) -> int | None:
 # fine-tunes are labels: in result rows and the aggregate's tables, in no other key, so
 # renaming one recomputes only the aggregate.
 def _edit_stage(model: str, model_key: str, edit: EditConfig) -> Stage:
-    cfg = {"model": model, "model_key": model_key, "edit": edit.model_dump(mode="json", exclude={"name"})}
+    cfg = {"model": model, "model_key": model_key, "edit": edit.model_dump(mode="json", exclude={"name"}),
+           "data": {ref: data_fingerprint(ref) for ref in
+                    (edit.dataset, edit.refact.corpus if edit.method == "refact" else None) if ref}}
     return Stage("edit", content_key("edit", cfg), cfg, (),
                  {"model": model, "edit": edit.name, "method": edit.method, "task": edit.task})
 
@@ -113,7 +129,7 @@ def _edit_stage(model: str, model_key: str, edit: EditConfig) -> Stage:
 def _finetune_stage(model: str, model_key: str, ft: FinetuneConfig, name: str,
                     edit: Stage | None) -> Stage:
     cfg = {"model": model, "model_key": model_key,
-           "finetune": ft.model_dump(mode="json", exclude={"name"})}
+           "finetune": ft.model_dump(mode="json", exclude={"name"}), "data": data_fingerprint(ft.dataset)}
     inputs = (edit.key,) if edit else ()
     return Stage("finetune", content_key("finetune", cfg, inputs), cfg, inputs,
                  {"model": model, "finetune": name, "ft_method": ft.method, "rank": adapter_rank(ft),
@@ -133,9 +149,10 @@ def build(spec: SweepSpec) -> Graph:
         for e in resolved.values():
             generation = resolve.generation(spec.evaluation.generation, e.dataset)
             prompt_set = PromptSet.of(e, generation).model_dump(mode="json")
+            data = data_fingerprint(e.dataset)
 
             def generate(variant: str, source: str, labels: dict) -> Stage:
-                cfg = {"variant": variant, "prompt_set": prompt_set, "seeds": seeds}
+                cfg = {"variant": variant, "prompt_set": prompt_set, "seeds": seeds, "data": data}
                 gen = g.add(Stage("generate", content_key("generate", cfg, (source,)), cfg, (source,),
                                   {**labels, "variant": variant, "task": e.task}))
                 g.add(Stage("score", content_key("score", scorer, (gen.key,)), scorer, (gen.key,),
@@ -156,9 +173,11 @@ def build(spec: SweepSpec) -> Graph:
                                 "finetune": n, "ft_method": c.method, "rank": adapter_rank(c),
                                 "ft_seed": c.seed, "variants": variants})
     scores = tuple(sorted(s.key for s in g.by_kind("score")))
-    # The aggregate's tables print the names, so they are in its key.
+    # The aggregate's tables print the names, so they are in its key; and where it writes.
     names = {"sweep": spec.name, "cells": [{k: v for k, v in c.items() if k != "variants"}
-                                           for c in g.cells]}
+                                           for c in g.cells],
+             "storage": str(Path(spec.storage).expanduser().resolve()),
+             "tracking": spec.tracking.model_dump(mode="json")}
     g.add(Stage("aggregate", content_key("aggregate", names, scores), names, scores))
     return g
 

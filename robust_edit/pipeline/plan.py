@@ -4,9 +4,70 @@ from __future__ import annotations
 
 import json
 from functools import cache
+from pathlib import Path
 
 from robust_edit.config import SweepSpec
 from robust_edit.pipeline.graph import GPU_HOURS, Graph, build
+
+
+def check(spec: SweepSpec) -> Graph:
+    """Everything about a spec that can be known before compute without the machine that
+    runs it (check_runtime checks that one): the graph resolves, row ranges lie in
+    their datasets, scorers and classifiers exist, datasets are known and the packages they
+    need installed, no two fine-tunes are the same run. Returns the graph."""
+    from robust_edit import data, resolve
+    from robust_edit.finetune.data import check as check_finetune_data
+    from robust_edit.scorers.clip import check_reference
+
+    graph = build(spec)
+    check_reference(spec.evaluation.scorer, "evaluation.scorer")
+    for e in spec.edits:
+        field = f"edits[{e.name}]"
+        if e.rows is not None:
+            n, rows = len(data.load(e.dataset)), e.row_slice()
+            start, stop = rows.start or 0, n if rows.stop is None else rows.stop
+            if not 0 <= start < stop <= n:
+                raise ValueError(f"{field}.rows {e.rows!r}: dataset {e.dataset} has {n} rows; "
+                                 f"give a non-empty range within '0:{n}'")
+        if e.task == "debias":
+            check_reference(resolve.edit(e).uce.classifier, f"{field}.uce.classifier")
+    seen: dict[str, str] = {}
+    for f in spec.finetunes:
+        check_finetune_data(f.dataset, f"finetunes[{f.name}].dataset", folders=False)
+        same = json.dumps([resolve.finetune(c).model_dump(mode="json", exclude={"name"})
+                           for c in f.expand()], sort_keys=True)
+        if same in seen:
+            raise ValueError(f"finetunes[{f.name}]: the same runs as finetunes[{seen[same]}] "
+                             "under another name; remove one (or change what differs)")
+        seen[same] = f.name
+    return graph
+
+
+def check_runtime(spec: SweepSpec) -> None:
+    """What only the machine that runs the sweep can check, before any compute: the
+    storage root is writable, hub datasets are pinned, hub models can be loaded."""
+    import os
+
+    probe = Path(spec.storage).expanduser()
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK):
+        raise ValueError(f"storage {spec.storage!r}: {probe} is not a writable directory; "
+                         "choose a path you can write to")
+    from robust_edit import resolve
+    from robust_edit.finetune.data import check as check_finetune_data
+    from robust_edit.finetune.data import check_pinned
+    from robust_edit.models import hub_revision
+    from robust_edit.models import resolve as model_path
+
+    for f in spec.finetunes:
+        check_finetune_data(f.dataset, f"finetunes[{f.name}].dataset")
+        check_pinned(resolve.finetune(f).dataset, f"finetunes[{f.name}].dataset")
+    for m in spec.models:  # the same message as load_pipeline's, before compute
+        if not Path(model_path(m)).exists() and hub_revision(m) == "unresolved":
+            raise ValueError(f"models: {m!r} is not in the local Hugging Face cache and the hub "
+                             f"cannot be reached; download it where it can (hf download {m}) or "
+                             "set HF_HOME")
 
 
 def images_per_generate(graph: Graph) -> dict[str, int]:
@@ -44,14 +105,14 @@ def gpu_hours(graph: Graph) -> dict[str, float]:
 
 def as_json(spec: SweepSpec) -> dict:
     """The stage graph as data: what each stage will run, with its resolved config."""
-    g = build(spec)
+    g = check(spec)
     return {"sweep": spec.name, "cells": len(g.cells), "counts": g.counts(),
             "stages": [{"kind": s.kind, "key": s.key, "inputs": list(s.inputs),
                         "labels": s.labels, "config": s.config} for s in g.stages.values()]}
 
 
 def describe(spec: SweepSpec) -> str:
-    g = build(spec)
+    g = check(spec)
     unique, loop = g.counts(), g.per_trial_counts()
     n_ft = sum(len(f.expand()) for f in spec.finetunes)
     lines = [f"sweep {spec.name}: {len(spec.models)} model(s) x {len(spec.edits)} edit(s) x "

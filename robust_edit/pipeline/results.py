@@ -36,11 +36,27 @@ def score_of(graph: Graph) -> dict[str, Stage]:
     return {s.inputs[0]: s for s in graph.by_kind("score")}
 
 
-def build_database(graph: Graph, store: Store, spec: SweepSpec) -> Path:
+def written_by(db_path: Path, aggregate_key: str) -> bool:
+    """Does the database at db_path hold this aggregate's rows (not another sweep's)?"""
+    import duckdb
+
+    if not db_path.exists():
+        return False
+    db = analysis.connect(db_path, read_only=True)
+    try:
+        return db.execute("SELECT key FROM aggregate_key").fetchone() == (aggregate_key,)
+    except duckdb.CatalogException:  # written before the table existed
+        return False
+    finally:
+        db.close()
+
+
+def build_database(graph: Graph, store: Store, spec: SweepSpec, aggregate_key: str) -> Path:
     scores = score_of(graph)
 
     def write(tmp: Path) -> None:
         db = analysis.connect(tmp)
+        db.execute("CREATE TABLE aggregate_key AS SELECT ? AS key", [aggregate_key])
         for cell in graph.cells:
             for variant, gen_key in cell["variants"].items():
                 gen = graph.stages[gen_key]
@@ -69,7 +85,7 @@ def _find_or_create(client, experiment_id: str, key: str, name: str, tags: dict,
     from mlflow.entities import Param
 
     params = {k: str(v) for k, v in params.items()}
-    found = client.search_runs([experiment_id], filter_string=f"tags.`{KEY_TAG}` = '{key}'")
+    found = _search(client, experiment_id, f"tags.`{KEY_TAG}` = '{key}'")
     run = None
     for old in found:
         if run is None and old.data.params.items() <= params.items():
@@ -80,6 +96,17 @@ def _find_or_create(client, experiment_id: str, key: str, name: str, tags: dict,
         run = client.create_run(experiment_id, run_name=name, tags={KEY_TAG: key, **tags}).info.run_id
     client.log_batch(run, params=[Param(k, v) for k, v in params.items()])
     return run
+
+
+def _search(client, experiment_id: str, filter_string: str) -> list:
+    """Every run matching the filter (MLflow returns pages of at most 1,000)."""
+    runs, token = [], None
+    while True:
+        page = client.search_runs([experiment_id], filter_string=filter_string, page_token=token)
+        runs += list(page)
+        token = page.token
+        if not token:
+            return runs
 
 
 def log_mlflow(graph: Graph, store: Store, spec: SweepSpec, db_path: Path) -> str:
@@ -115,6 +142,12 @@ def log_mlflow(graph: Graph, store: Store, spec: SweepSpec, db_path: Path) -> st
                 _log_artifacts(client, run, graph.stages[gen_key], store)
                 logged_artifacts.add((run, gen_key))
     db.close()
+    # Cells the spec no longer has (a changed spec under the same name): their runs would
+    # sit beside the current ones under this parent with conflicting values.
+    current = {f"{c['cell']}:{v}" for c in graph.cells for v in c["variants"]}
+    for old in _search(client, exp_id, f"tags.`mlflow.parentRunId` = '{parent}'"):
+        if old.data.tags.get(KEY_TAG) not in current:
+            client.delete_run(old.info.run_id)
     return parent
 
 

@@ -3,8 +3,8 @@
 1. side by side on the cluster: edits and M images (one Ray task per missing stage) and
    the fine-tunes of the unedited model (Ray Tune, one trial per fine-tune stage: the grid
    over stage keys enumerates models x fine-tunes x ranks x seeds). Each trial trains with
-   step checkpoints reported to Tune, then generates its variant's images for every
-   prompt set that reads it;
+   step checkpoints in the store (Tune gets only the step), then generates its variant's
+   images for every prompt set that reads it;
 2. once the edits exist: the fine-tunes of the edited models (M_ed_ft trials) and the
    M_ed images;
 3. scores: Ray Data actor pools over all new images (stages.run_scores);
@@ -20,9 +20,10 @@ import os
 import time
 from pathlib import Path
 
-from robust_edit.config import SweepSpec, check_runtime, load_sweep
+from robust_edit.config import SweepSpec, load_sweep
 from robust_edit.pipeline import results, stages
-from robust_edit.pipeline.graph import Graph, Stage, build
+from robust_edit.pipeline.graph import Graph, Stage
+from robust_edit.pipeline.plan import check, check_runtime
 from robust_edit.pipeline.store import Store
 
 
@@ -51,7 +52,9 @@ def _trial(config: dict, *, work: dict, root: str, cpus: float) -> None:
     finetune, generates = work[config["stage"]]
 
     def report(step: int, folder: Path) -> None:
-        tune.report({"step": step}, checkpoint=tune.Checkpoint.from_directory(str(folder)))
+        # No tune.Checkpoint: Tune would copy each one under <storage>/tune. A retried trial
+        # starts this function afresh, and run_finetune resumes from the store's checkpoint.
+        tune.report({"step": step})
 
     stages.run_finetune(finetune, store, on_checkpoint=report)
     for gen in generates:
@@ -66,7 +69,17 @@ def _init_ray(spec: SweepSpec) -> None:
         return
     if os.environ.get("RAY_ADDRESS"):  # inside `ray job submit`, or pointed at a cluster
         ray.init()
-    else:
+        return
+    from unittest import mock
+
+    from ray._private import ray_constants
+
+    # A one-machine Ray that listens on loopback only. ray.init replaces a 127.0.0.1 node IP by
+    # the host's external one (services.resolve_ip_for_localhost) unless multi-node clusters are
+    # off (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, read when ray is imported, hence the patch); with
+    # the node IP kept at 127.0.0.1 the GCS, raylet and object manager, dashboard and runtime-env
+    # agents, metrics export and every worker bind 127.0.0.1 (tests/pipeline/test_loopback.py).
+    with mock.patch.object(ray_constants, "ENABLE_RAY_CLUSTER", False):
         ray.init(num_cpus=max(os.cpu_count() or 1, int(spec.resources.cpus_per_trial)),
                  include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
 
@@ -135,8 +148,6 @@ def _tune(name: str, finetunes: list[Stage], graph: Graph, store: Store, spec: S
             work[ft.key] = (ft, gens)
     if not work:
         return []
-    # Tune warns on every checkpoint of short trials that snapshots are frequent.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     res = spec.resources
     trainable = tune.with_resources(
         tune.with_parameters(_trial, work=work, root=str(store.root), cpus=res.cpus_per_trial),
@@ -147,20 +158,48 @@ def _tune(name: str, finetunes: list[Stage], graph: Graph, store: Store, spec: S
         tune_config=tune.TuneConfig(max_concurrent_trials=res.max_concurrent_trials),
         run_config=tune.RunConfig(
             name=name, storage_path=str(store.root / "tune"), verbose=0, callbacks=[progress],
-            failure_config=tune.FailureConfig(max_failures=res.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
+            failure_config=tune.FailureConfig(max_failures=res.max_failures)))
     grid = tuner.fit()
     progress.bar.close()
     return [f"{name} trial: {r.error}" for r in grid if r.error]
 
 
+def _check_gpus(spec: SweepSpec) -> None:
+    """Tasks asking for GPUs that no node has would wait forever. The embedded Ray has this
+    machine's GPUs (known before it starts); a cluster says what it has once connected."""
+    res = spec.resources
+    asked = max(res.gpus_per_trial, res.gpus_per_scorer_actor)
+    if not asked:
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        import ray
+
+        have = ray.cluster_resources().get("GPU", 0)
+    else:
+        import torch
+
+        have = torch.cuda.device_count()
+    if asked > have:
+        field = "gpus_per_trial" if res.gpus_per_trial > have else "gpus_per_scorer_actor"
+        raise ValueError(f"resources.{field} {asked:g}: the Ray cluster has {have:g} GPU(s); set "
+                         "it to 0 to run on CPUs, or run where GPUs are (an autoscaling cluster: "
+                         "keep one GPU worker up)")
+
+
 def run(spec: SweepSpec, *, quiet: bool = False) -> dict:
-    """Run (or finish) a sweep; returns {table name: markdown} and where results are."""
+    """Run (or finish) a sweep; returns {table name: markdown} and where results are.
+    Everything knowable is checked first; one driver at a time holds the storage."""
+    graph = check(spec)
     check_runtime(spec)
-    t0 = time.time()
-    graph = build(spec)
+    if not os.environ.get("RAY_ADDRESS"):
+        _check_gpus(spec)
     store = Store(spec.storage)
-    store.root.mkdir(parents=True, exist_ok=True)
+    with store.lock(spec.name):
+        return _run(graph, store, spec, quiet)
+
+
+def _run(graph: Graph, store: Store, spec: SweepSpec, quiet: bool) -> dict:
+    t0 = time.time()
 
     def todo(kind: str, variant: str | None = None) -> list[Stage]:
         return [s for s in graph.by_kind(kind) if not store.done(s)
@@ -174,6 +213,8 @@ def run(spec: SweepSpec, *, quiet: bool = False) -> dict:
               f"({', '.join(f'{k} {len(v)}' for k, v in missing.items() if v) or 'none'})", flush=True)
     if any(missing[k] for k in ("edit", "finetune", "generate", "score")):
         _init_ray(spec)
+        if os.environ.get("RAY_ADDRESS"):  # the embedded Ray's were checked before the lock
+            _check_gpus(spec)
         finetunes = graph.by_kind("finetune")
         first = (_submit("edit", missing["edit"], spec, store)
                  + _submit("generate", todo("generate", "M"), spec, store))
@@ -188,9 +229,10 @@ def run(spec: SweepSpec, *, quiet: bool = False) -> dict:
             raise RuntimeError(f"{len(failed)} stage(s) failed; the others are stored and a rerun "
                                "continues from them. First failure:\n" + failed[0])
     aggregate = graph.by_kind("aggregate")[0]
-    if not store.done(aggregate):
+    # Another sweep on this storage may have written the database since (same path).
+    if not (store.done(aggregate) and results.written_by(results.duckdb_path(spec), aggregate.key)):
         started = time.time()
-        db_path = results.build_database(graph, store, spec)
+        db_path = results.build_database(graph, store, spec, aggregate.key)
         parent = results.log_mlflow(graph, store, spec, db_path)
         store.finish(aggregate, started, duckdb=str(db_path), mlflow_parent_run=parent)
     from robust_edit import analysis

@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +40,9 @@ def run_edit(stage: Stage, store: Store, progress: bool = False) -> None:
 
 
 def run_finetune(stage: Stage, store: Store, progress: bool = False,
-                 on_checkpoint: Callable[[int, Path], None] | None = None) -> None:
+                 on_checkpoint: Callable[[int, Path], None] | None = None,
+                 keep_steps: Collection[int] = ()) -> None:
+    """The fine-tune; of its checkpoints only `keep_steps` remain once it is complete."""
     from robust_edit import finetune
 
     if store.done(stage):
@@ -50,7 +52,7 @@ def run_finetune(stage: Stage, store: Store, progress: bool = False,
     edit = edit_artifact_dir(store, stage.inputs[0]) if stage.inputs else None
     manifest = finetune.run(cfg, stage.config["model"], store.dir(stage) / "run", edit_artifact=edit,
                             cache_dir=store.root / "cache", progress=progress,
-                            on_checkpoint=on_checkpoint)
+                            on_checkpoint=on_checkpoint, keep_steps=keep_steps)
     if manifest["status"] != "complete":
         raise RuntimeError(f"fine-tune {stage.key} stopped at {len(manifest['losses'])} steps")
     store.finish(stage, t0, trainable_parameters=manifest["trainable_parameters"])

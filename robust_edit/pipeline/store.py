@@ -1,9 +1,9 @@
 """Stage artifacts under the storage root, by content key.
 
 <root>/stages/<kind>/<key>/ holds a stage's outputs; its `stage.json` is written last
-(temp file + rename), so a folder without it is unfinished work that the next run
-resumes or redoes. Every completed execution also leaves one file under <root>/ledger/,
-so a reader can check that no stage ran twice.
+(once the outputs are fsynced; temp file + rename), so a folder without it is unfinished
+work that the next run resumes or redoes. Every completed execution also leaves one file
+under <root>/ledger/, so a reader can check that no stage ran twice.
 """
 
 from __future__ import annotations
@@ -12,12 +12,18 @@ import json
 import os
 import socket
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
-from robust_edit.atomic import write_atomic
+from robust_edit.atomic import fsync_tree, write_atomic
 from robust_edit.pipeline.graph import Stage
 
 MARKER = "stage.json"
+LOCK = "driver.lock"
+
+
+class StorageBusy(OSError):
+    pass
 
 
 class Store:
@@ -43,6 +49,7 @@ class Store:
                   "pid": os.getpid(), **info}
         folder = self.dir(stage)
         folder.mkdir(parents=True, exist_ok=True)
+        fsync_tree(folder)  # the outputs reach the disk before the marker that vouches for them
         write_atomic(folder / MARKER, json.dumps(record, indent=1, default=str))
         ledger = self.root / "ledger"
         ledger.mkdir(parents=True, exist_ok=True)
@@ -52,3 +59,48 @@ class Store:
     def ledger(self) -> list[dict]:
         folder = self.root / "ledger"
         return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.exists() else []
+
+    @contextmanager
+    def lock(self, sweep: str):
+        """One driver per storage at a time. A second is refused with who holds it; a lock
+        left by a process that is gone (same host) is taken over."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / LOCK
+        me = {"sweep": sweep, "host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
+        while True:
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                break
+            except FileExistsError:
+                held = _read_lock(path)
+                if held and held["host"] == me["host"] and not _alive(held["pid"]):
+                    path.unlink(missing_ok=True)  # its driver was killed: stale
+                    continue
+                who = (f"sweep {held['sweep']!r} (pid {held['pid']} on {held['host']}, since "
+                       f"{time.strftime('%H:%M:%S', time.localtime(held['since']))})"
+                       if held else "another driver")
+                raise StorageBusy(f"storage {self.root}: in use by {who}; wait for it to finish, "
+                                  f"or delete {path} if that process is gone") from None
+        with os.fdopen(fd, "w") as f:
+            json.dump(me, f)
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
+
+
+def _read_lock(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):  # gone, or being written this instant
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True

@@ -32,6 +32,24 @@ def open_clip_name(ref: str) -> tuple[str, str | None]:
                      "'hf-hub:<org>/<name>' or '<architecture>/<pretrained tag>'")
 
 
+def check_reference(ref: str, field: str) -> None:
+    """A scorer reference names a model that exists here or in open_clip's registry
+    (before any compute; weights are not loaded)."""
+    import open_clip
+
+    try:
+        name, pretrained = open_clip_name(ref)
+    except ValueError as err:
+        raise ValueError(f"{field}: {err}") from None
+    if name.startswith("local-dir:"):
+        if not (Path(name.removeprefix("local-dir:")) / "open_clip_config.json").exists():
+            raise ValueError(f"{field} {ref!r}: the folder has no open_clip_config.json; give an "
+                             "open_clip local-dir model folder")
+    elif pretrained is not None and (name, pretrained) not in open_clip.list_pretrained():
+        raise ValueError(f"{field} {ref!r}: not in open_clip's registry; e.g. 'ViT-B-32/openai', "
+                         "'ViT-L-14/openai' (open_clip.list_pretrained())")
+
+
 class ClipScorer:
     def __init__(self, ref: str = "world:scorer", device: str = "cpu"):
         import open_clip

@@ -29,17 +29,18 @@ def _max_diff(a, b):
 def test_same_seed_same_weights_and_resume_after_kill_matches(method, quick_world, tmp_path):
     ref = str(quick_world / "sd")
     cfg = FinetuneConfig(method=method, **SMALL)
-    finetune.run(cfg, ref, tmp_path / "a", progress=False)
-    finetune.run(cfg, ref, tmp_path / "b", progress=False)
+    final = {"keep_steps": [4], "progress": False}  # the last step's trainable tensors stay
+    finetune.run(cfg, ref, tmp_path / "a", **final)
+    finetune.run(cfg, ref, tmp_path / "b", **final)
     assert _max_diff(_final(tmp_path / "a"), _final(tmp_path / "b")) <= 1e-6
     # Interrupted after the step-2 checkpoint, then the same command again.
     partial = finetune.run(cfg, ref, tmp_path / "c", progress=False, stop_after=2)
     assert partial["status"] == "running" and finetune.completed_checkpoints(tmp_path / "c") == [2]
-    resumed = finetune.run(cfg, ref, tmp_path / "c", progress=False)
-    assert resumed["status"] == "complete" and resumed["checkpoints"] == [2, 4]
+    resumed = finetune.run(cfg, ref, tmp_path / "c", **final)
+    assert resumed["status"] == "complete" and resumed["checkpoints"] == [4]
     assert _max_diff(_final(tmp_path / "a"), _final(tmp_path / "c")) <= 1e-5
     other = FinetuneConfig(method=method, **{**SMALL, "seed": 4})
-    finetune.run(other, ref, tmp_path / "d", progress=False)
+    finetune.run(other, ref, tmp_path / "d", **final)
     assert _max_diff(_final(tmp_path / "a"), _final(tmp_path / "d")) > 1e-4
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
     assert manifest["dataset"]["id"] == "world:style" and len(manifest["dataset"]["hash"]) == 24
@@ -88,7 +89,7 @@ def test_m_ed_ft_starts_from_the_edit(quick_world, tmp_path):
     artifact.save(tmp_path / "edit")
     cfg = FinetuneConfig(method="lora", **SMALL)
     manifest = finetune.run(cfg, ref, tmp_path / "run", edit_artifact=tmp_path / "edit",
-                            progress=False)
+                            progress=False, keep_steps=[2])
     assert manifest["edit"]["method"] == "uce" and manifest["edit"]["hash"] != manifest["base_model"]["hash"]
     pipe = finetune.load_variant(tmp_path / "run")  # M_ed_ft: edit + fused adapters
     unet = dict(pipe.unet.named_parameters())
@@ -119,3 +120,33 @@ def test_rerun_of_a_finished_run_recomputes_nothing(quick_world, tmp_path):
     assert (tmp_path / "run" / "manifest.json").stat().st_mtime_ns == mtime
     with pytest.raises(ValueError, match="different fine-tuning run"):
         finetune.run(FinetuneConfig(method="dora", **SMALL), ref, tmp_path / "run", progress=False)
+
+
+def test_only_the_last_checkpoint_is_kept_while_training_and_none_after(quick_world, tmp_path):
+    """Resume needs only the last complete checkpoint; the finished run's outputs hold the
+    model, so only the steps a caller keeps (keep_steps) outlive the run."""
+    ref = str(quick_world / "sd")
+    cfg = FinetuneConfig(method="lora", **{**SMALL, "steps": 6})
+    on_disk = []
+
+    def record(step, folder):
+        on_disk.append(sorted(p.name for p in folder.parent.iterdir()))
+
+    manifest = finetune.run(cfg, ref, tmp_path / "kept", progress=False, keep_steps=[2],
+                            on_checkpoint=record)
+    assert on_disk == [["step-000002"], ["step-000002", "step-000004"], ["step-000002", "step-000006"]]
+    assert manifest["checkpoints"] == [2] and finetune.completed_checkpoints(tmp_path / "kept") == [2]
+    assert [p.name for p in (tmp_path / "kept" / "checkpoints").iterdir()] == ["step-000002"]
+    finetune.load_variant(tmp_path / "kept", step=2)
+
+    # Interrupted after step 4, resumed: still one checkpoint at a time, none at the end.
+    partial = finetune.run(cfg, ref, tmp_path / "run", progress=False, stop_after=4)
+    assert partial["checkpoints"] == [4]
+    (tmp_path / "run" / "checkpoints" / ".step-000006.1.ab.tmp").mkdir()  # a killed write's
+    done = finetune.run(cfg, ref, tmp_path / "run", progress=False)
+    assert done["status"] == "complete" and done["checkpoints"] == []
+    assert list((tmp_path / "run" / "checkpoints").iterdir()) == []
+    tuned = finetune.load_variant(tmp_path / "run")
+    kept = finetune.load_variant(tmp_path / "kept")
+    for name, value in tuned.text_encoder.state_dict().items():  # the same model either way
+        assert torch.allclose(value, kept.text_encoder.state_dict()[name], atol=1e-5), name

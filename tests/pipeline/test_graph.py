@@ -116,3 +116,47 @@ def test_quickstart_keys_are_the_same_in_separate_processes():
     runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            check=True).stdout for _ in range(2)]
     assert runs[0] == runs[1] == str(sorted(build(load_sweep("sweeps/quickstart.yaml")).stages)) + "\n"
+
+
+def test_changed_fine_tuning_images_change_the_keys_of_the_fine_tunes_that_read_them(tmp_path, monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    monkeypatch.setenv("ROBUST_EDIT_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(2):
+        Image.fromarray(np.full((32, 32, 3), 40 * i, np.uint8)).save(folder / f"{i}.png")
+    (folder / "metadata.csv").write_text("file_name,text\n0.png,a red circle\n1.png,a blue square\n")
+    spec = load_sweep("tests/pipeline/tiny.yaml")
+    raw = spec.model_dump(mode="json")
+    raw["finetunes"][0]["dataset"] = str(folder)
+    before = build(type(spec).model_validate(raw))
+    Image.fromarray(np.full((32, 32, 3), 200, np.uint8)).save(folder / "1.png")
+    after = build(type(spec).model_validate(raw))
+    changed = {before.stages[k].kind for k in _keys(before).keys() - _keys(after).keys()}
+    assert changed == {"finetune", "generate", "score", "aggregate"}
+    assert {s.key for s in before.by_kind("edit")} == {s.key for s in after.by_kind("edit")}
+
+
+def test_a_real_dataset_is_keyed_by_its_pinned_content():
+    from robust_edit.data import REAL_DATASETS
+
+    spec = load_sweep("tests/pipeline/tiny.yaml")
+    raw = spec.model_dump(mode="json")
+    raw["edits"] = [{"name": "a", "method": "refact", "task": "appearance", "dataset": "road:validation",
+                     "rows": "0:1"}]
+    g = build(type(spec).model_validate(raw))
+    edit = g.by_kind("edit")[0]
+    assert edit.config["data"]["road:validation"] == {"sha256": REAL_DATASETS["road:validation"].sha256}
+    assert edit.config["data"]["coco30k"]["sha256"] == REAL_DATASETS["coco30k"].sha256  # ReFACT's corpus
+    assert all(s.config["data"] for s in g.by_kind("generate"))
+
+
+def test_the_aggregate_key_covers_where_it_writes(tmp_path):
+    spec = load_sweep("tests/pipeline/tiny.yaml")
+    raw = spec.model_dump(mode="json")
+    keys = {build(type(spec).model_validate(raw | change)).by_kind("aggregate")[0].key
+            for change in ({}, {"storage": str(tmp_path)},
+                           {"tracking": {"duckdb": str(tmp_path / "r.duckdb")}})}
+    assert len(keys) == 3

@@ -14,7 +14,7 @@ from PIL import Image
 
 from robust_edit.config import load_sweep
 from robust_edit.pipeline.graph import build
-from robust_edit.pipeline.results import AXES, build_database, duckdb_path, score_of
+from robust_edit.pipeline.results import AXES, build_database, duckdb_path, score_of, written_by
 from robust_edit.pipeline.stages import IMAGES, SCORES
 from robust_edit.pipeline.store import Store
 
@@ -71,7 +71,7 @@ def _rows(path: Path) -> pd.DataFrame:
 
 def test_one_row_per_item_metric_and_variant_with_provenance(swept):
     spec, graph, store = swept
-    path = build_database(graph, store, spec)
+    path = build_database(graph, store, spec, "aggregate-key")
     assert path == duckdb_path(spec) == Path(spec.storage).resolve() / "results.duckdb"
     df = _rows(path)
     (cell,) = graph.cells
@@ -104,8 +104,10 @@ def test_one_row_per_item_metric_and_variant_with_provenance(swept):
 
 def test_rebuilding_replaces_the_database(swept):
     spec, graph, store = swept
-    first = _rows(build_database(graph, store, spec))
-    again = _rows(build_database(graph, store, spec))
+    first = _rows(build_database(graph, store, spec, "a"))
+    assert written_by(duckdb_path(spec), "a") and not written_by(duckdb_path(spec), "b")
+    again = _rows(build_database(graph, store, spec, "b"))
     pd.testing.assert_frame_equal(first, again)
+    assert written_by(duckdb_path(spec), "b") and not written_by(duckdb_path(spec), "a")
     assert sorted(p.name for p in Path(spec.storage).iterdir()) == [
         "ledger", "results.duckdb", "stages"]  # no temporary database left beside it

@@ -10,77 +10,29 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from robust_edit import analysis
 from robust_edit.config import load_sweep
 from robust_edit.pipeline.graph import build
 from robust_edit.pipeline.results import AXES
 from robust_edit.pipeline.store import Store
+from tests.pipeline.sweeps import (
+    BIN,
+    REPO,
+    assert_same_as_uninterrupted,
+    finish,
+    mlflow_runs,
+    results,
+    sweep,
+    tiny_spec,
+    uninterrupted,
+)
 
-REPO = Path(__file__).resolve().parents[2]
-TINY = Path(__file__).with_name("tiny.yaml")
-BIN = Path(sys.executable).parent
-
-
-def tiny_spec(folder: Path) -> Path:
-    raw = yaml.safe_load(TINY.read_text())
-    raw["storage"] = str(folder / "out")
-    path = folder / "tiny.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
-
-
-def sweep(spec: Path, **kw) -> subprocess.Popen:
-    return subprocess.Popen([str(BIN / "robust-edit"), "sweep", "run", str(spec)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True, **kw)
-
-
-def finish(proc: subprocess.Popen, timeout: int = 600) -> str:
-    out, _ = proc.communicate(timeout=timeout)
-    assert proc.returncode == 0, out[-3000:]
-    return out
-
-
-def results(spec: Path):
-    s = load_sweep(spec)
-    db = analysis.connect(Path(s.storage) / "results.duckdb", read_only=True)
-    cols = "cell, variant, item, metric, kind, grp, prompt, seed, label, value, generate_key"
-    df = db.execute(f"SELECT {cols} FROM results ORDER BY ALL").df()
-    tables = {t: analysis.table(db, t) for t in analysis.TABLES}
-    db.close()
-    return df, tables
-
-
-def mlflow_runs(spec: Path):
-    import mlflow
-
-    s = load_sweep(spec)
-    uri = f"sqlite:///{Path(s.storage).resolve() / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    runs = mlflow.search_runs(experiment_names=[s.name], output_format="pandas")
-    mlflow.set_tracking_uri(None)
-    return runs
-
-
-def comparable(runs):
-    # Sorted: search_runs orders metric columns as they were first logged, which a resumed
-    # sweep may do in another order.
-    keep = sorted(c for c in runs.columns if c.startswith(("params.", "metrics.", "tags.robust_edit")))
-    return runs[keep].sort_values("tags.robust_edit.key").reset_index(drop=True)
-
-
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory) -> Path:
-    spec = tiny_spec(tmp_path_factory.mktemp("uninterrupted"))
-    finish(sweep(spec))
-    return spec
+__all__ = ["uninterrupted"]  # a fixture: imported to be used, not unused
 
 
 def test_each_unique_stage_runs_once_and_a_rerun_runs_nothing(uninterrupted):
@@ -116,6 +68,16 @@ def test_mlflow_has_one_child_run_per_cell_and_variant(uninterrupted):
     assert rate["M_ed"] < rate["M"]
 
 
+def test_fine_tunes_keep_no_checkpoint_and_tune_no_copy(uninterrupted):
+    """A complete fine-tune stage keeps its outputs, not its checkpoints; Tune gets only
+    metrics (a retried trial resumes from the store), so <storage>/tune holds no weights."""
+    storage = Path(load_sweep(uninterrupted).storage)
+    runs = sorted((storage / "stages" / "finetune").glob("*/run"))
+    assert len(runs) == 2 and all((r / "lora" / "pytorch_lora_weights.safetensors").exists() for r in runs)
+    assert [list((r / "checkpoints").iterdir()) for r in runs] == [[], []]
+    assert (storage / "tune").is_dir() and not list((storage / "tune").rglob("checkpoint_*"))
+
+
 def test_sigkilled_driver_resumes_to_the_uninterrupted_results(uninterrupted, tmp_path):
     spec = tiny_spec(tmp_path)
     store = Store(load_sweep(spec).storage)
@@ -136,20 +98,7 @@ def test_sigkilled_driver_resumes_to_the_uninterrupted_results(uninterrupted, tm
     assert done_before < len(build(load_sweep(spec)).stages)
 
     finish(sweep(spec))
-    ledger = store.ledger()
-    assert collections.Counter(r["key"] for r in ledger).most_common(1)[0][1] == 1  # nothing twice
-    a, tables_a = results(uninterrupted)
-    b, tables_b = results(spec)
-    assert len(a) == len(b) > 0
-    assert not b.duplicated(["cell", "variant", "item", "metric"]).any()
-    # Same content keys, same items, same labels and values.
-    assert a.drop(columns=["cell"]).equals(b.drop(columns=["cell"]))
-    for name in tables_a:
-        assert tables_a[name].equals(tables_b[name]), name
-    ra, rb = comparable(mlflow_runs(uninterrupted)), comparable(mlflow_runs(spec))
-    assert len(ra) == len(rb) and not rb["tags.robust_edit.key"].duplicated().any()
-    assert ra.drop(columns=["params.duckdb", "params.storage"]).equals(
-        rb.drop(columns=["params.duckdb", "params.storage"]))
+    assert_same_as_uninterrupted(uninterrupted, spec)
 
 
 def free_port() -> int:

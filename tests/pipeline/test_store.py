@@ -64,3 +64,18 @@ def test_ledger_has_one_entry_per_completed_execution(tmp_path):
         ("generate", "k-gen"), ("score", "k-score"), ("generate", "k-gen")]
     assert ledger[0]["seconds"] >= 2 and all(e["seconds"] >= 0 for e in ledger)
     assert all(set(e) == {"kind", "key", "started", "seconds", "host"} for e in ledger)
+
+
+def test_outputs_are_fsynced_before_the_marker_is_renamed_into_place(tmp_path, monkeypatch):
+    store = Store(tmp_path)
+    (store.dir(GEN) / "run").mkdir(parents=True)
+    (store.dir(GEN) / "run" / "weights").write_bytes(b"w")
+    events, real_fsync, real_replace = [], os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append(os.readlink(f"/proc/self/fd/{fd}")),
+                                                 real_fsync(fd)))
+    monkeypatch.setattr(os, "replace", lambda src, dst: (events.append(f"rename -> {dst}"),
+                                                         real_replace(src, dst)))
+    store.finish(GEN, time.time())
+    marker = events.index(f"rename -> {store.dir(GEN) / MARKER}")
+    folder = str(store.dir(GEN))
+    assert {folder, f"{folder}/run", f"{folder}/run/weights"} <= set(events[:marker])
