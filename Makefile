@@ -21,7 +21,7 @@ test-slow: .venv  ## world quality measurements (generation with the shipped wor
 quickstart: .venv
 	.venv/bin/robust-edit quickstart
 
-world: .venv  ## rebuild the shipped world from scratch (~1 h on 2 cores)
+world: .venv  ## rebuild the world from scratch into outputs/world (~1 h on 2 cores; the shipped one: --out robust_edit/world/assets --force)
 	.venv/bin/robust-edit world build
 
 # requirements.lock from pyproject.toml's ranges, for CPython 3.11 on Linux x86-64 (the
