@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -109,24 +110,43 @@ def free_port() -> int:
 
 @pytest.fixture()
 def head_node(tmp_path):
-    """A local Ray head node on loopback, token auth off (ENVIRONMENT.md)."""
-    # The job's `python` is the head node's: this venv's.
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PATH": f"{BIN}:{os.environ['PATH']}"}
+    """A local Ray head node as the README's recipe starts one: loopback only, token
+    authentication on (a token of its own). Stopped through its own process group, not
+    `ray stop`, which would stop every Ray on the machine."""
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16),
+           "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # keeps the node on 127.0.0.1
+           "PATH": f"{BIN}:{os.environ['PATH']}"}  # the job's `python` is this venv's
     port, dash = free_port(), free_port()
     temp = Path("/tmp") / f"ray-{os.getpid()}"  # short: Ray's socket paths have a length limit
-    subprocess.run([str(BIN / "ray"), "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
-                    "--num-cpus=2", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
-                    f"--dashboard-port={dash}", f"--temp-dir={temp}", "--disable-usage-stats"],
-                   env=env, check=True, capture_output=True, timeout=120)
+    head = subprocess.Popen([str(BIN / "ray"), "start", "--head", "--block", f"--port={port}",
+                             "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=true",
+                             "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
+                             f"--temp-dir={temp}", "--disable-usage-stats"],
+                            env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    address = f"http://127.0.0.1:{dash}"
     try:
-        yield f"http://127.0.0.1:{dash}", env
+        deadline = time.time() + 180
+        # Ready when the job server answers an authenticated request (its agent starts last).
+        while subprocess.run([str(BIN / "ray"), "job", "list", "--address", address], env=env,
+                             capture_output=True, timeout=60).returncode != 0:
+            assert head.poll() is None and time.time() < deadline, "the head node did not start"
+            time.sleep(2)
+        yield address, env
     finally:
-        subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
         shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_ray_job_submit_runs_a_sweep(head_node, tmp_path):
     address, env = head_node
+    wrong = subprocess.run([str(BIN / "ray"), "job", "list", "--address", address],
+                           env={**env, "RAY_AUTH_TOKEN": "not-the-token"}, capture_output=True, timeout=60)
+    assert wrong.returncode != 0  # the head refuses a client without its token
     spec = tiny_spec(tmp_path)
     out = subprocess.run([str(BIN / "ray"), "job", "submit", "--address", address, "--working-dir", ".",
                           "--", "python", "ray_jobs/sweep.py", str(spec)],
