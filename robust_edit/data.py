@@ -20,55 +20,32 @@ from robust_edit.atomic import write_atomic
 from robust_edit.cache import cache_root, file_sha256, sha256_of
 
 _ROOT = Path(__file__).resolve().parent.parent
-# Public origins pinned to a commit (never a moving branch), each file with its sha256:
-# a fetched or local copy whose content differs is refused, and the sha256 is part of
-# every stage key that reads the dataset (robust_edit.pipeline.graph).
-_UCE = ("https://raw.githubusercontent.com/rohitgandikota/unified-concept-editing/"
-        "28c81ed5a3e41277c1a0dc55f738e7ab188e9718/data/")
-_ROAD = "https://raw.githubusercontent.com/technion-cs-nlp/ReFACT/8b6df79070565fd1f330664d3590c6908844cdae/road/"
-_TIME = "https://raw.githubusercontent.com/bahjat-kawar/time-diffusion/1d6784a3a46c08716412c0800dd7d18474ef92be/"
 
 
+# The study's public CSVs, pinned to a commit of their repository (never a moving branch)
+# with each file's sha256: a fetched or local copy whose content differs is refused, and the
+# sha256 is part of every stage key that reads the dataset (robust_edit.pipeline.graph).
 @dataclass(frozen=True)
 class RealDataset:
     format: str
     path: str  # relative to the shared data folder and to the cache
-    url: str
+    repository: str
+    commit: str
+    path_in_repository: str
     sha256: str
 
+    @property
+    def url(self) -> str:
+        return (f"https://raw.githubusercontent.com/{self.repository}/{self.commit}/"
+                f"{self.path_in_repository}")
 
-REAL_DATASETS = {
-    "road:test": RealDataset("road", "road/RoAD_test.csv", _ROAD + "RoAD_test.csv",
-                             "356a051e2e878454ff25deb1137ab7e602cc35e7b997c51793d849f64bdd976e"),
-    "road:validation": RealDataset("road", "road/RoAD_validation.csv", _ROAD + "RoAD_validation.csv",
-                                   "cff99b2df07eb22daa18a60697e9e3197b812884e176dcee5c2bb836e6d315e2"),
-    "timed:test": RealDataset("timed", "time/TIMED_test_set.csv", _TIME + "TIMED_test_set.csv",
-                              "6ce405099d1b7e807349dab91f8f7637bffcbd61bd200cb8771793df7ed862a0"),
-    "timed:test-sd14": RealDataset("timed", "time/TIMED_test_set_filtered_SD14.csv",
-                                   _TIME + "TIMED_test_set_filtered_SD14.csv",
-                                   "4cfe995465e78504a724b99a261525f29713f7dadfcb6a7ceb89865f85fd325c"),
-    "timed:validation": RealDataset("timed", "time/TIMED_validation_set.csv",
-                                    _TIME + "TIMED_validation_set.csv",
-                                    "d227e968ad4b04057fcd1b025adbbe7761f2b054c83f4269f785dccb7ea248c9"),
-    "timed:gender": RealDataset("timed_gender", "time/TIMED_gender_test_set.csv",
-                                _TIME + "TIMED_gender_test_set.csv",
-                                "edb465c13ade4f46665cb968eb98ec7372fa5a51fa4662ccf111c388eb50fdcd"),
-    "uce:professions": RealDataset("professions", "uce/profession_prompts.csv",
-                                   _UCE + "profession_prompts.csv",
-                                   "d09548502888792daa6cc86fe157836f83cfdf12ac646231b305705a7c8534fb"),
-    "uce:professions-train": RealDataset("professions", "uce/train_profession_prompts.csv",
-                                         _UCE + "train_profession_prompts.csv",
-                                         "b99f1fc631c1d336e95d74f49c55cb7fbe6b901287bef376471ffa107beb87ca"),
-    "uce:professions-test": RealDataset("professions", "uce/test_profession_prompts.csv",
-                                        _UCE + "test_profession_prompts.csv",
-                                        "04c5006c66bf9c9097d5c0719ce35997136e02b29f32c1b5f6560e82ce8161c8"),
-    "uce:gender-bias": RealDataset("gender_bias", "uce/gender_bias.csv", _UCE + "gender_bias.csv",
-                                   "817d659fa50481c76c8fcacc4198634f333dd6633a4528162ed979852c7c399a"),
-    "i2p": RealDataset("i2p", "uce/unsafe-prompts4703.csv", _UCE + "unsafe-prompts4703.csv",
-                       "6c1821aeeb20beb276b4e20ce4c4b801f9106dc935bafc9f6fd5e12aa2651e6f"),
-    "coco30k": RealDataset("coco", "uce/coco_30k.csv", _UCE + "coco_30k.csv",
-                           "87a3f463164120ca2d1efdbc251f443c7b0043214f767cd1852419d295db9ab5"),
-}
+
+def _real_datasets() -> dict[str, RealDataset]:
+    with open(Path(__file__).with_name("real_datasets.csv"), newline="") as f:
+        return {row.pop("name"): RealDataset(**row) for row in csv.DictReader(f)}
+
+
+REAL_DATASETS = _real_datasets()
 
 
 @dataclass(frozen=True)

@@ -59,20 +59,29 @@ def test_unknown_dataset_and_missing_columns(tmp_path):
 
 
 def test_real_datasets_are_pinned_to_a_commit():
+    assert len(data.REAL_DATASETS) == 12
     for ref, real in data.REAL_DATASETS.items():
-        assert "/main/" not in real.url and len(real.sha256) == 64, ref
+        assert len(real.commit) == 40 and real.commit in real.url and len(real.sha256) == 64, ref
 
 
 def _pinned_copy(tmp_path, monkeypatch, content: bytes):
-    """road:validation pinned to a file:// origin holding `content`; no local copy."""
+    """road:validation pinned to the sha256 of b"pinned", its origin serving `content`; no
+    local copy. Returns where the fetched file is kept."""
     import hashlib
+    import shutil
     from dataclasses import replace
 
-    origin = tmp_path / "origin.csv"
-    origin.write_bytes(content)
     real = data.REAL_DATASETS["road:validation"]
     monkeypatch.setitem(data.REAL_DATASETS, "road:validation",
-                        replace(real, url=origin.as_uri(), sha256=hashlib.sha256(b"pinned").hexdigest()))
+                        replace(real, sha256=hashlib.sha256(b"pinned").hexdigest()))
+    origin = tmp_path / "origin.csv"
+    origin.write_bytes(content)
+
+    def fetch(url, to):  # the network: only the pinned commit's file is asked for
+        assert url == f"https://raw.githubusercontent.com/technion-cs-nlp/ReFACT/{real.commit}/road/RoAD_validation.csv"
+        shutil.copyfile(origin, to)
+
+    monkeypatch.setattr(data.urllib.request, "urlretrieve", fetch)
     monkeypatch.setenv("ROBUST_EDIT_DATA", str(tmp_path / "no-shared-copy"))
     monkeypatch.setenv("ROBUST_EDIT_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache" / "data" / real.path
