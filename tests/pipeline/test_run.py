@@ -129,7 +129,7 @@ def head_node(tmp_path):
         deadline = time.time() + 180
         # Ready when the job server answers an authenticated request (its agent starts last).
         while subprocess.run([str(BIN / "ray"), "job", "list", "--address", address], env=env,
-                             capture_output=True, timeout=60).returncode != 0:
+                             capture_output=True, timeout=60, check=False).returncode != 0:
             assert head.poll() is None and time.time() < deadline, "the head node did not start"
             time.sleep(2)
         yield address, env
@@ -145,7 +145,8 @@ def head_node(tmp_path):
 def test_ray_job_submit_runs_a_sweep(head_node, tmp_path):
     address, env = head_node
     wrong = subprocess.run([str(BIN / "ray"), "job", "list", "--address", address],
-                           env={**env, "RAY_AUTH_TOKEN": "not-the-token"}, capture_output=True, timeout=60)
+                           env={**env, "RAY_AUTH_TOKEN": "not-the-token"}, capture_output=True,
+                           timeout=60, check=False)
     assert wrong.returncode != 0  # the head refuses a client without its token
     spec = tiny_spec(tmp_path)
     out = subprocess.run([str(BIN / "ray"), "job", "submit", "--address", address, "--working-dir", ".",

@@ -18,7 +18,7 @@ from robust_edit.pipeline.graph import build
 from robust_edit.pipeline.results import mlflow_uri, score_of
 from robust_edit.pipeline.run import run
 from robust_edit.pipeline.stages import IMAGES, SCORES, edit_artifact_dir
-from robust_edit.pipeline.store import Store, StorageBusy
+from robust_edit.pipeline.store import StorageBusy, Store
 from tests.pipeline.test_results import ITEMS, TINY, _parquet, _png
 
 
@@ -81,10 +81,9 @@ def test_a_changed_spec_leaves_no_runs_of_the_cells_it_dropped(tmp_path):
 
 def test_a_second_driver_is_refused_and_a_dead_ones_lock_taken_over(tmp_path):
     store = Store(tmp_path)
-    with store.lock("a"):
-        with pytest.raises(StorageBusy, match=rf"in use by sweep 'a' \(pid {os.getpid()}"):
-            with store.lock("b"):
-                pass
+    with store.lock("a"), pytest.raises(StorageBusy, match=rf"in use by sweep 'a' \(pid {os.getpid()}"), \
+            store.lock("b"):
+        pass
     assert not (tmp_path / "driver.lock").exists()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
