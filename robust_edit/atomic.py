@@ -1,14 +1,17 @@
 """The one way robust-edit writes outputs: a file or folder is complete at its path, or
-absent; a crash mid-write leaves at most hidden temporary siblings. Written data is
+absent; a crash mid-write leaves at most hidden siblings, which the next write to that
+path clears (a folder moved aside is put back if its replacement never arrived). Data is
 fsynced before it is renamed into place, and the rename itself after, so a power loss
 cannot leave a path naming a file whose bytes never reached the disk."""
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import secrets
 import shutil
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,8 +24,9 @@ def write_atomic(path: Path, content: bytes | str | Callable[[Path], object], *,
     is moved aside first and removed only once the new one is in place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _recover_abandoned(path)
     # Not mkstemp/mkdtemp: their 0600/0700 modes would stay on the output.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    tmp = _sibling(path, "tmp")
     if folder:
         tmp.mkdir()
     try:
@@ -33,7 +37,7 @@ def write_atomic(path: Path, content: bytes | str | Callable[[Path], object], *,
         fsync_tree(tmp)
         replacing = folder and path.exists()
         if replacing:  # rename cannot replace a non-empty folder: move it aside first
-            old = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.old")
+            old = _sibling(path, "old")
             os.replace(path, old)
             try:
                 os.replace(tmp, path)
@@ -51,6 +55,39 @@ def write_atomic(path: Path, content: bytes | str | Callable[[Path], object], *,
         elif tmp.exists():
             tmp.unlink()
     return path
+
+
+def _sibling(path: Path, kind: str) -> Path:
+    """A hidden sibling naming its writer (host, pid), so that what a killed writer left
+    can be told from what a live one is writing."""
+    return path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}."
+                          f"{secrets.token_hex(4)}.{kind}")
+
+
+def _recover_abandoned(path: Path) -> None:
+    """Siblings a writer on this host left when it was killed: a temporary one is removed;
+    a previous folder moved aside is put back if the new one never arrived."""
+    prefix = f".{path.name}.{socket.gethostname()}."
+    for sibling in path.parent.glob(glob.escape(prefix) + "*"):
+        pid, _, kind = sibling.name.removeprefix(prefix).partition(".")
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        if kind.endswith(".old") and not path.exists():
+            os.replace(sibling, path)
+        elif sibling.is_dir():
+            shutil.rmtree(sibling)
+        else:
+            sibling.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _fsync(path: Path) -> None:

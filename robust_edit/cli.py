@@ -322,9 +322,16 @@ class Parser(argparse.ArgumentParser):
 
 
 def main(argv: list[str] | None = None) -> None:
+    from robust_edit.pipeline.store import SweepFailed
+
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
+    except SweepFailed as err:  # not the input's fault: which stages, the rest are stored
+        if args.debug:
+            raise
+        print(f"robust-edit: {err}", file=sys.stderr)
+        sys.exit(1)
     # What user input causes: a bad value or file, a missing package. One line naming it;
     # --debug shows the traceback.
     except (ValueError, OSError, MissingExtra) as err:

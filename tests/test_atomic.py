@@ -140,3 +140,27 @@ def test_write_atomic_is_the_only_function_that_renames_into_place():
                              or (node.args and isinstance(node.args[0], ast.Constant)))):
                 callers.append(str(path.relative_to(PACKAGE)))
     assert set(callers) == {"atomic.py"}, callers
+
+
+def test_what_a_killed_writer_left_is_cleared_by_the_next_write(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = socket.gethostname()
+    target = tmp_path / "artifact"
+    left = tmp_path / f".artifact.{host}.{dead.pid}.0000.tmp"  # a half-written folder
+    left.mkdir()
+    (left / "edit.safetensors").write_bytes(b"half")
+    moved = tmp_path / f".artifact.{host}.{dead.pid}.1111.old"  # killed between the renames
+    moved.mkdir()
+    (moved / "edit.json").write_text("previous")
+    live = tmp_path / f".artifact.{host}.{os.getpid()}.2222.tmp"  # a writer still at work
+    live.write_text("in progress")
+    write_atomic(tmp_path / "other", "x")  # another path's write leaves them alone
+    assert left.exists() and moved.exists()
+    write_atomic(target, lambda t: (t / "edit.json").write_text("new"), folder=True)
+    assert not left.exists() and not moved.exists() and live.exists()
+    assert (target / "edit.json").read_text() == "new"  # the previous one was put back first

@@ -24,7 +24,7 @@ from robust_edit.config import SweepSpec, load_sweep
 from robust_edit.pipeline import results, stages
 from robust_edit.pipeline.graph import Graph, Stage
 from robust_edit.pipeline.plan import check, check_runtime
-from robust_edit.pipeline.store import Store
+from robust_edit.pipeline.store import Store, SweepFailed
 
 
 def _threads(cpus: float) -> None:
@@ -84,17 +84,24 @@ def _init_ray(spec: SweepSpec) -> None:
                  include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
 
 
-def _submit(kind: str, todo: list[Stage], spec: SweepSpec, store: Store) -> list:
-    """One Ray task per stage; returns their refs without waiting."""
+def _submit(kind: str, todo: list[Stage], spec: SweepSpec, store: Store) -> dict:
+    """One Ray task per stage; returns {ref: stage} without waiting."""
     import ray
 
     res = spec.resources
     fn = ray.remote(num_cpus=res.cpus_per_trial, num_gpus=res.gpus_per_trial,
                     max_retries=res.max_failures, retry_exceptions=True)(_task)
-    return [fn.remote(kind, s, str(store.root), res.cpus_per_trial) for s in todo]
+    return {fn.remote(kind, s, str(store.root), res.cpus_per_trial): s for s in todo}
 
 
-def _wait(refs, desc: str) -> list[str]:
+def _failure(stage: Stage, err) -> str:
+    """Which stage failed (kind, key, what it is) and the error's last line."""
+    labels = ", ".join(f"{k}={v}" for k, v in stage.labels.items() if v is not None)
+    last = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+    return f"{stage.kind} {stage.key} ({labels}): {last}"
+
+
+def _wait(refs: dict, desc: str) -> list[str]:
     """Wait for Ray tasks; returns their failures (one failure must not lose the others)."""
     import ray
     from tqdm.auto import tqdm
@@ -106,8 +113,8 @@ def _wait(refs, desc: str) -> list[str]:
             ready, pending = ray.wait(pending, num_returns=1)
             try:
                 ray.get(ready[0])
-            except Exception as err:
-                failed.append(f"{desc}: {err}")
+            except Exception as err:  # noqa: BLE001 (any task error: reported, the rest go on)
+                failed.append(_failure(refs[ready[0]], err))
             bar.update(1)
     return failed
 
@@ -161,7 +168,7 @@ def _tune(name: str, finetunes: list[Stage], graph: Graph, store: Store, spec: S
             failure_config=tune.FailureConfig(max_failures=res.max_failures)))
     grid = tuner.fit()
     progress.bar.close()
-    return [f"{name} trial: {r.error}" for r in grid if r.error]
+    return [_failure(work[r.config["stage"]][0], r.error) for r in grid if r.error]
 
 
 def _check_gpus(spec: SweepSpec) -> None:
@@ -217,7 +224,7 @@ def _run(graph: Graph, store: Store, spec: SweepSpec, quiet: bool) -> dict:
             _check_gpus(spec)
         finetunes = graph.by_kind("finetune")
         first = (_submit("edit", missing["edit"], spec, store)
-                 + _submit("generate", todo("generate", "M"), spec, store))
+                 | _submit("generate", todo("generate", "M"), spec, store))
         failed = _tune("finetune-M", [f for f in finetunes if not f.inputs], graph, store, spec)
         failed += _wait(first, "edits and M images")
         failed += _tune("finetune-M_ed", [f for f in finetunes if f.inputs], graph, store, spec)
@@ -226,8 +233,8 @@ def _run(graph: Graph, store: Store, spec: SweepSpec, quiet: bool) -> dict:
                         "M_ed images")
         stages.run_scores(graph, store, spec, [s for s in todo("score") if _inputs_done(s, graph, store)])
         if failed:
-            raise RuntimeError(f"{len(failed)} stage(s) failed; the others are stored and a rerun "
-                               "continues from them. First failure:\n" + failed[0])
+            raise SweepFailed(f"{len(failed)} stage(s) failed; the others are stored and a rerun "
+                              "continues from them:\n" + "\n".join(failed))
     aggregate = graph.by_kind("aggregate")[0]
     # Another sweep on this storage may have written the database since (same path).
     if not (store.done(aggregate) and results.written_by(results.duckdb_path(spec), aggregate.key)):

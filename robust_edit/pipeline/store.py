@@ -26,6 +26,10 @@ class StorageBusy(OSError):
     pass
 
 
+class SweepFailed(RuntimeError):
+    """Stages failed after retries; the others are stored (the message names each)."""
+
+
 class Store:
     def __init__(self, root: str | Path):
         # Absolute: Tune runs each trial in its own working directory.
@@ -62,45 +66,29 @@ class Store:
 
     @contextmanager
     def lock(self, sweep: str):
-        """One driver per storage at a time. A second is refused with who holds it; a lock
-        left by a process that is gone (same host) is taken over."""
+        """One driver per storage at a time: a second is refused, naming who holds it. The
+        lock is the OS's (flock) on <storage>/driver.lock, so it ends with its process, a
+        killed driver's too; the file's content only says who holds it."""
+        import fcntl
+
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / LOCK
-        me = {"sweep": sweep, "host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
-        while True:
+        with open(path, "a+") as f:
             try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-                break
-            except FileExistsError:
-                held = _read_lock(path)
-                if held and held["host"] == me["host"] and not _alive(held["pid"]):
-                    path.unlink(missing_ok=True)  # its driver was killed: stale
-                    continue
-                who = (f"sweep {held['sweep']!r} (pid {held['pid']} on {held['host']}, since "
-                       f"{time.strftime('%H:%M:%S', time.localtime(held['since']))})"
-                       if held else "another driver")
-                raise StorageBusy(f"storage {self.root}: in use by {who}; wait for it to finish, "
-                                  f"or delete {path} if that process is gone") from None
-        with os.fdopen(fd, "w") as f:
-            json.dump(me, f)
-        try:
-            yield
-        finally:
-            path.unlink(missing_ok=True)
-
-
-def _read_lock(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):  # gone, or being written this instant
-        return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.seek(0)
+                try:
+                    held = json.loads(f.read())
+                    who = (f"sweep {held['sweep']!r} (pid {held['pid']} on {held['host']}, since "
+                           f"{time.strftime('%H:%M:%S', time.localtime(held['since']))})")
+                except (ValueError, KeyError, TypeError):  # being written this instant
+                    who = "another driver"
+                raise StorageBusy(f"storage {self.root}: in use by {who}; wait for it to "
+                                  "finish") from None
+            f.seek(0)
+            f.truncate()
+            json.dump({"sweep": sweep, "host": socket.gethostname(), "pid": os.getpid(),
+                       "since": time.time()}, f)
+            f.flush()
+            yield  # the lock is released when the file closes

@@ -65,7 +65,8 @@ def mlflow_runs(spec: Path):
 def comparable(runs):
     # Sorted: search_runs orders metric columns as they were first logged, which a resumed
     # sweep may do in another order.
-    keep = sorted(c for c in runs.columns if c.startswith(("params.", "metrics.", "tags.robust_edit")))
+    keep = sorted(c for c in runs.columns
+                  if c.startswith(("params.", "metrics.", "tags.robust_edit")))
     return runs[keep].sort_values("tags.robust_edit.key").reset_index(drop=True)
 
 

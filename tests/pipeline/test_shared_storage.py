@@ -4,7 +4,6 @@ cells it dropped, and one driver holds a storage at a time. Stage outputs are fa
 test_results.py), so only the aggregate runs: no Ray."""
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -79,15 +78,23 @@ def test_a_changed_spec_leaves_no_runs_of_the_cells_it_dropped(tmp_path):
     assert {r.data.params["rank"] for r in children} == {"3"}
 
 
-def test_a_second_driver_is_refused_and_a_dead_ones_lock_taken_over(tmp_path):
-    store = Store(tmp_path)
-    with store.lock("a"), pytest.raises(StorageBusy, match=rf"in use by sweep 'a' \(pid {os.getpid()}"), \
-            store.lock("b"):
-        pass
-    assert not (tmp_path / "driver.lock").exists()
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    (tmp_path / "driver.lock").write_text(json.dumps(
-        {"sweep": "killed", "host": socket.gethostname(), "pid": dead.pid, "since": time.time()}))
-    with store.lock("c"):
+HOLD = """import sys, time
+from robust_edit.pipeline.store import Store
+with Store(sys.argv[1]).lock("a"):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_second_driver_is_refused_and_a_killed_drivers_lock_ends_with_it(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        busy = rf"in use by sweep 'a' \(pid {holder.pid} on {socket.gethostname()}"
+        with pytest.raises(StorageBusy, match=busy), Store(tmp_path).lock("b"):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with Store(tmp_path).lock("c"):  # SIGKILL leaves the file, not the lock
         assert json.loads((tmp_path / "driver.lock").read_text())["sweep"] == "c"
