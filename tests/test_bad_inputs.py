@@ -239,22 +239,21 @@ def test_cli(case, work, capsys):
 
 # --- csv files -----------------------------------------------------------------------------
 
-CSV = {
-    "no prompt column": ("case_number,text,evaluation_seed\n0,a red circle,1\n", "missing column"),
-    "empty file": ("", "missing column"),
-    "header only": ("case_number,prompt,evaluation_seed\n", "no rows"),
-    "repeated case_number": ("case_number,prompt,evaluation_seed\n3,a,1\n3,b,2\n", "case_number 3"),
-    "seed not a number": ("case_number,prompt,evaluation_seed\n0,a,abc\n", "evaluation_seed"),
-    "seed with a fraction": ("case_number,prompt,evaluation_seed\n0,a,1.5\n", "evaluation_seed"),
-    "missing cell": ("case_number,prompt,evaluation_seed\n0,a\n", "line 2 has fewer cells"),
-    "case_number not a number": ("case_number,prompt,evaluation_seed\nx,a,1\n", "case_number"),
-    "not utf-8": (b"case_number,prompt,evaluation_seed\n0,\xff\xfe,1\n", "UTF-8"),
-}
+CSV = [
+    pytest.param("case_number,text,evaluation_seed\n0,a red circle,1\n", "missing column", id="no prompt column"),
+    pytest.param("", "missing column", id="empty file"),
+    pytest.param("case_number,prompt,evaluation_seed\n", "no rows", id="header only"),
+    pytest.param("case_number,prompt,evaluation_seed\n3,a,1\n3,b,2\n", "case_number 3", id="repeated case_number"),
+    pytest.param("case_number,prompt,evaluation_seed\n0,a,abc\n", "evaluation_seed", id="seed not a number"),
+    pytest.param("case_number,prompt,evaluation_seed\n0,a,1.5\n", "evaluation_seed", id="seed with a fraction"),
+    pytest.param("case_number,prompt,evaluation_seed\n0,a\n", "line 2 has fewer cells", id="missing cell"),
+    pytest.param("case_number,prompt,evaluation_seed\nx,a,1\n", "case_number", id="case_number not a number"),
+    pytest.param(b"case_number,prompt,evaluation_seed\n0,\xff\xfe,1\n", "UTF-8", id="not utf-8"),
+]
 
 
-@pytest.mark.parametrize("case", CSV, ids=list(CSV))
-def test_prompt_csv(case, work, capsys):
-    text, fragment = CSV[case]
+@pytest.mark.parametrize(("text", "fragment"), CSV)
+def test_prompt_csv(text, fragment, work, capsys):
     path = work.parent / "prompts.csv"
     path.write_bytes(text if isinstance(text, bytes) else text.encode())
     refused(["generate", "--prompts", str(path), "--out", "o"], fragment, work, capsys)
@@ -360,25 +359,25 @@ def results_db(work) -> str:
     return str(path)
 
 
-SQL = {  # each refused with one `sql:` line: a read-only database without file access
-    "copy to a file": "COPY (SELECT 1) TO '{w}/out.csv'",
-    "read a file": "SELECT * FROM read_csv('/etc/hostname')",
-    "read the sentinel": "SELECT * FROM read_text('{w}/sentinel.txt')",
-    "attach a database": "ATTACH '{w}/other.duckdb' AS o",
-    "install an extension": "INSTALL httpfs",
-    "delete rows": "DELETE FROM results",
-    "create a table": "CREATE TABLE t AS SELECT 1",
-    "turn access back on": "SET enable_external_access = true",
-    "syntax error": "SELEC 1",
-    "unknown table": "SELECT * FROM nope",
-    "no statement": "-- nothing",
-}
+SQL = (  # each refused with one `sql:` line: a read-only database without file access
+    "COPY (SELECT 1) TO '{w}/out.csv'",
+    "SELECT * FROM read_csv('/etc/hostname')",
+    "SELECT * FROM read_text('{w}/sentinel.txt')",
+    "ATTACH '{w}/other.duckdb' AS o",
+    "INSTALL httpfs",
+    "DELETE FROM results",
+    "CREATE TABLE t AS SELECT 1",
+    "SET enable_external_access = true",
+    "SELEC 1",
+    "SELECT * FROM nope",
+    "-- nothing",
+)
 
 
-@pytest.mark.parametrize("case", SQL, ids=list(SQL))
-def test_sql(case, work, capsys, results_db):
+@pytest.mark.parametrize("query", SQL)
+def test_sql(query, work, capsys, results_db):
     before = os.stat(results_db).st_mtime_ns
-    refused(["sql", "--db", results_db, SQL[case].format(w=work)], "sql:", work, capsys)
+    refused(["sql", "--db", results_db, query.format(w=work)], "sql:", work, capsys)
     assert os.stat(results_db).st_mtime_ns == before
 
 
