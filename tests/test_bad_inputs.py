@@ -126,7 +126,7 @@ def _tree(folder: Path) -> dict:
 
 def _git_status() -> str:
     return subprocess.run(["git", "status", "--porcelain", "--ignored=no"], cwd=ROOT,
-                          capture_output=True, text=True).stdout
+                          capture_output=True, text=True, check=True).stdout
 
 
 @pytest.fixture
