@@ -51,6 +51,9 @@ def _world_evaluate(args) -> None:
 def _world_grid(args) -> None:
     from robust_edit.world.evaluate import prompt_grid
 
+    if Path(args.out).exists() and not args.force:  # before drawing: a file we may not own
+        raise ValueError(f"--out {args.out}: exists; pass --force to replace it, or choose "
+                         "another file")
     path = prompt_grid(args.model, Path(args.out), steps=args.steps, guidance=args.guidance)
     print(f"prompt grid written to {path}")
 
@@ -254,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = wsub.add_parser("grid", help="render a prompt grid PNG with a model")
     g.add_argument("--model", default="world:sd")
     g.add_argument("--out", default="outputs/world-grid.png")
+    g.add_argument("--force", action="store_true", help="replace an existing --out file")
     g.add_argument("--steps", type=POSITIVE, default=25)
     g.add_argument("--guidance", type=GUIDANCE, default=WORLD_GUIDANCE)
     g.set_defaults(func=_world_grid)

@@ -226,6 +226,7 @@ CLI = {  # id: (argv given the work folder, fragment)
                                      "--out", "o"], "lr"),
     "world build into the shipped world": (lambda w: ["world", "build", "--quick", "--out", str(WORLD_ASSETS)], "--force"),
     "world evaluate --images 0": (lambda w: ["world", "evaluate", "--images", "0"], "--images"),
+    "world grid over a file": (lambda w: ["world", "grid", "--out", "sentinel.txt"], "--out sentinel.txt: exists"),
     "unknown sub-command": (lambda w: ["sweep", "plann", "x"], "invalid choice"),
     "missing required option": (lambda w: ["generate", "--out", "o"], "--prompts"),
 }

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from robust_edit.atomic import write_atomic
 from robust_edit.generate import GenerationSettings, generate_images
 from robust_edit.world import scenes, vocab as V
 from robust_edit.world.render import Scene, render
@@ -210,7 +211,4 @@ def prompt_grid(model_ref: str, out, steps: int = 25, guidance: float = V.GUIDAN
             tile = Image.fromarray(imgs[2 * k + j]).resize((cell, cell), Image.NEAREST)
             canvas.paste(tile, (x + j * cell, y))
         draw.text((x, y + cell + 1), prompt[:34], fill=(0, 0, 0))
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(out)
-    return out
+    return write_atomic(Path(out), lambda tmp: canvas.save(tmp, format="PNG"))
