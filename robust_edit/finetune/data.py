@@ -57,8 +57,9 @@ def _fit(img, resolution: int) -> np.ndarray:
     return np.asarray(img.crop((left, top, left + resolution, top + resolution)), dtype=np.uint8)
 
 
-def _metadata(path: Path) -> tuple[list[dict], str]:
-    """An image folder's metadata rows and caption column, every image present."""
+def _metadata(path: Path, what: str) -> tuple[list[dict], str]:
+    """An image folder's metadata rows and caption column, every image present; errors
+    begin with `what` (the folder, or the spec field naming it)."""
     from robust_edit.data import read_rows
 
     if (path / "metadata.csv").exists():
@@ -67,15 +68,15 @@ def _metadata(path: Path) -> tuple[list[dict], str]:
         try:
             rows = [json.loads(line) for line in (path / "metadata.jsonl").read_text().splitlines() if line]
         except json.JSONDecodeError as err:
-            raise ValueError(f"dataset {path}: metadata.jsonl line {err.lineno}: {err.msg}") from None
+            raise ValueError(f"{what}: metadata.jsonl line {err.lineno}: {err.msg}") from None
     else:
-        raise ValueError(f"dataset {path}: no metadata.csv or metadata.jsonl (file_name + text)")
+        raise ValueError(f"{what}: no metadata.csv or metadata.jsonl (file_name + text)")
     column = next((c for c in TEXT_COLUMNS if rows and c in rows[0]), None)
     if not rows or "file_name" not in rows[0] or column is None:
-        raise ValueError(f"dataset {path}: metadata needs a file_name column and one of {TEXT_COLUMNS}")
+        raise ValueError(f"{what}: metadata needs a file_name column and one of {TEXT_COLUMNS}")
     missing = [r["file_name"] for r in rows if not (path / r["file_name"]).is_file()]
     if missing:
-        raise ValueError(f"dataset {path}: {len(missing)} image(s) in the metadata are not in the "
+        raise ValueError(f"{what}: {len(missing)} image(s) in the metadata are not in the "
                          f"folder, e.g. {missing[0]}")
     return rows, column
 
@@ -83,7 +84,7 @@ def _metadata(path: Path) -> tuple[list[dict], str]:
 def _folder(path: Path, resolution: int) -> ImageCaptions:
     from PIL import Image
 
-    rows, column = _metadata(path)
+    rows, column = _metadata(path, f"dataset {path}")
     images = [_fit(Image.open(path / r["file_name"]), resolution) for r in rows]
     return ImageCaptions(np.stack(images), [r[column] for r in rows], str(path))
 
@@ -136,7 +137,7 @@ def check(ref: str, field: str = "dataset", *, folders: bool = True) -> None:
     elif ref.startswith("hf:"):
         extras.check("datasets", f"{field} {ref!r}")
     elif folders and Path(ref).is_dir():
-        _metadata(Path(ref))
+        _metadata(Path(ref), f"{field} {ref!r}")
     elif folders:
         raise ValueError(f"{field} {ref!r}: no such folder here; give an image folder with "
                          "metadata.csv, or 'hf:<dataset id>'")

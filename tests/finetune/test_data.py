@@ -91,5 +91,9 @@ def test_check_refuses_a_missing_folder_in_one_line_naming_the_field(tmp_path):
     assert "\n" not in msg and msg.startswith("finetunes[0].dataset") and repr(missing) in msg
     with pytest.raises(ValueError, match=r"^finetunes\[1\].dataset 'world:nope'"):
         check("world:nope", "finetunes[1].dataset")
+    (tmp_path / "metadata.csv").write_text("file_name,text\na.png,a red circle\n")
+    with pytest.raises(ValueError, match=r"^finetunes\[2\].dataset .*not in the folder, e.g. a.png"):
+        check(str(tmp_path), "finetunes[2].dataset")
+    (tmp_path / "a.png").write_bytes(b"")  # named, present: the images are read later
     for ok in ("world:style", "world:dreambooth:ring", str(tmp_path)):
         check(ok, "dataset")  # raises nothing
