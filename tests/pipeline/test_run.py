@@ -117,19 +117,24 @@ def head_node(tmp_path):
            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # keeps the node on 127.0.0.1
            "PATH": f"{BIN}:{os.environ['PATH']}"}  # the job's `python` is this venv's
     port, dash = free_port(), free_port()
+    # Ports of their own: another Ray on this machine holds the defaults (the agent's 52365).
+    agent_ports = [f"--{name}={free_port()}" for name in (
+        "dashboard-agent-listen-port", "dashboard-agent-grpc-port", "runtime-env-agent-port",
+        "metrics-export-port")]
     temp = Path("/tmp") / f"ray-{os.getpid()}"  # short: Ray's socket paths have a length limit
     head = subprocess.Popen([str(BIN / "ray"), "start", "--head", "--block", f"--port={port}",
                              "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=true",
                              "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
-                             f"--temp-dir={temp}", "--disable-usage-stats"],
+                             f"--temp-dir={temp}", "--disable-usage-stats", *agent_ports],
                             env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     address = f"http://127.0.0.1:{dash}"
     try:
-        deadline = time.time() + 180
-        # Ready when the job server answers an authenticated request (its agent starts last).
-        while subprocess.run([str(BIN / "ray"), "job", "list", "--address", address], env=env,
-                             capture_output=True, timeout=60, check=False).returncode != 0:
+        deadline = time.time() + 300
+        # Ready when it takes a job: the job agent starts last ("No available agent" before).
+        while subprocess.run([str(BIN / "ray"), "job", "submit", "--address", address, "--no-wait",
+                              "--", "true"], env=env, capture_output=True, timeout=60,
+                             check=False).returncode != 0:
             assert head.poll() is None and time.time() < deadline, "the head node did not start"
             time.sleep(2)
         yield address, env
