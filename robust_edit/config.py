@@ -381,13 +381,16 @@ def _location(loc: tuple, raw) -> str:
     """('edits', 0, 'uce', 'lam') -> 'edits[debias].uce.lam' (the entry's name where it has one)."""
     out, node = "", raw
     for part in loc:
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            node = None
         if isinstance(part, int):
-            item = node[part] if isinstance(node, list) and part < len(node) else None
-            out += f"[{_label(item, part)}]"
+            out += f"[{_label(node, part)}]"
         else:
             out += f".{part}" if out else str(part)
-        node = node.get(part) if isinstance(node, dict) else (
-            node[part] if isinstance(node, list) and isinstance(part, int) and part < len(node) else None)
     return out
 
 

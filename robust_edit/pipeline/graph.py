@@ -55,8 +55,7 @@ def model_fingerprint(ref: str) -> dict:
     target = Path(resolve(ref))
     if not target.exists():
         return {"hub": ref, "revision": hub_revision(ref)}
-    files = sorted(p for p in target.rglob("*") if p.is_file())
-    return {"files": {str(p.relative_to(target)): file_sha256(p) for p in files}}
+    return {"files": files_sha256(target)}
 
 
 def data_fingerprint(ref: str) -> dict:
@@ -68,9 +67,14 @@ def data_fingerprint(ref: str) -> dict:
     if ref in REAL_DATASETS:
         return {"sha256": REAL_DATASETS[ref].sha256}
     if Path(ref).is_dir():
-        return {"files": {str(p.relative_to(ref)): file_sha256(p)
-                          for p in sorted(Path(ref).rglob("*")) if p.is_file()}}
+        return {"files": files_sha256(Path(ref))}
     return {}
+
+
+def files_sha256(folder: Path) -> dict[str, str]:
+    """Every file below a folder (a model's, a dataset's): relative path -> sha256."""
+    return {str(p.relative_to(folder)): file_sha256(p)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def content_key(kind: str, config: dict, inputs: tuple[str, ...] = ()) -> str:

@@ -54,15 +54,14 @@ def check_runtime(spec: SweepSpec) -> None:
     if not probe.is_dir() or not os.access(probe, os.W_OK):
         raise ValueError(f"storage {spec.storage!r}: {probe} is not a writable directory; "
                          "choose a path you can write to")
-    from robust_edit import resolve
     from robust_edit.finetune.data import check as check_finetune_data
-    from robust_edit.finetune.data import check_pinned
+    from robust_edit.finetune.data import check_pinned, pinned
     from robust_edit.models import hub_revision
     from robust_edit.models import resolve as model_path
 
     for f in spec.finetunes:
         check_finetune_data(f.dataset, f"finetunes[{f.name}].dataset")
-        check_pinned(resolve.finetune(f).dataset, f"finetunes[{f.name}].dataset")
+        check_pinned(pinned(f.dataset), f"finetunes[{f.name}].dataset")  # as resolve.finetune pins it
     for m in spec.models:  # the same message as load_pipeline's, before compute
         if not Path(model_path(m)).exists() and hub_revision(m) == "unresolved":
             raise ValueError(f"models: {m!r} is not in the local Hugging Face cache and the hub "
