@@ -17,6 +17,7 @@ and cached on disk under a content key.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -171,21 +172,34 @@ class RefactStep:
         return asdict(self)
 
 
-def _target_value(text_encoder, tokenizer, fc2, subject: str, old: str, new: str,
-                  k0: torch.Tensor, cfg: RefactConfig, progress: bool
+def _prompts(cfg: RefactConfig) -> list[str]:
+    return ["{}"] + list(cfg.templates)
+
+
+def _embed(text_encoder, tokenizer, text: str, cfg: RefactConfig) -> torch.Tensor:
+    """The edit objective's embedding of `text` in the bare prompt and every template."""
+    prompts = _prompts(cfg)
+    starts = torch.tensor(_subject_positions(tokenizer, prompts, text))
+    return _embedding(text_encoder, _ids(tokenizer, [t.format(text) for t in prompts]),
+                      cfg.objective, starts, tokenizer.eos_token_id)
+
+
+@torch.no_grad()
+def targets(clean_encoder, tokenizer, old: str, new: str, cfg: RefactConfig
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(embedding of NEW, embedding of OLD) by the unedited encoder: every edit of a
+    sequence aims at the clean model's meaning of its texts, as the reference does by
+    reloading the model, not at what earlier edits made of them."""
+    return (_embed(clean_encoder, tokenizer, new, cfg),
+            _embed(clean_encoder, tokenizer, old, cfg))
+
+
+def _target_value(text_encoder, tokenizer, fc2, subject: str, e_new: torch.Tensor,
+                  e_old: torch.Tensor, k0: torch.Tensor, cfg: RefactConfig, progress: bool
                   ) -> tuple[torch.Tensor, int, float, float, float]:
-    prompts = ["{}"] + list(cfg.templates)
-    ids = _ids(tokenizer, [t.format(subject) for t in prompts])
-    starts = {text: torch.tensor(_subject_positions(tokenizer, prompts, text))
-              for text in (subject, new, old)}
-
-    def embed(text):
-        return _embedding(text_encoder, _ids(tokenizer, [t.format(text) for t in prompts]),
-                          cfg.objective, starts[text], tokenizer.eos_token_id)
-
-    pos = starts[subject]
+    prompts = _prompts(cfg)
+    pos = torch.tensor(_subject_positions(tokenizer, prompts, subject))
     with torch.no_grad():
-        e_new, e_old = embed(new), embed(old)
         W, b = fc2.weight.detach().float().cpu(), fc2.bias
         v_init = W @ k0.float() + (b.detach().float().cpu() if b is not None else 0)
     delta = torch.zeros(fc2.out_features, requires_grad=True)
@@ -204,7 +218,7 @@ def _target_value(text_encoder, tokenizer, fc2, subject: str, old: str, new: str
     for step in bar:
         handle = fc2.register_forward_hook(add_delta)
         try:
-            e = embed(subject)
+            e = _embed(text_encoder, tokenizer, subject, cfg)
         finally:
             handle.remove()
         logits = torch.stack([-(e - e_new.to(e.device)).norm(dim=-1),
@@ -250,17 +264,20 @@ def edit(pipe, family: Family, edits: Sequence[tuple[str, str, str]], cfg: Refac
         # Only delta is optimised; keep the encoder's own parameters out of autograd.
         frozen = {n: p.requires_grad for n, p in text_encoder.named_parameters()}
         text_encoder.requires_grad_(False)
+        clean = copy.deepcopy(text_encoder)
         for subject, old, new in edits:
             subject = subject.lower()
             k0 = key(text_encoder, tokenizer, fc2, subject, cfg.templates)
-            v_star, steps, p_start, p_new, ratio = _target_value(text_encoder, tokenizer, fc2, subject,
-                                                        old, new, k0, cfg, progress)
+            e_new, e_old = targets(clean, tokenizer, old, new, cfg)
+            v_star, steps, p_start, p_new, ratio = _target_value(
+                text_encoder, tokenizer, fc2, subject, e_new, e_old, k0, cfg, progress)
             dW = rank_one_update(fc2.weight.detach().cpu(), C, k0, v_star)
             with torch.no_grad():
                 fc2.weight.add_(dW.to(fc2.weight.dtype).to(fc2.weight.device))
             log.append(RefactStep(enc_name, subject, steps, p_start, p_new, ratio))
             if not math.isfinite(p_new):
                 raise FloatingPointError(f"ReFACT edit {subject!r}: optimisation diverged")
+        del clean
         for n, p in text_encoder.named_parameters():
             p.requires_grad_(frozen[n])
         out[f"{enc_name}.{fc2_name}.weight"] = fc2.weight.detach().cpu().clone()

@@ -31,17 +31,31 @@ PROFESSION_SEEDS = 6  # x 5 templates = 30 images per profession, as the study
 
 
 def road_rows() -> list[dict]:
+    """Specificity negatives are concepts no edit of the same task changes (the sweep applies
+    a task's edits together), and never the edit's own new look."""
     rows = []
+    edited_nouns = {old for old, _ in APPEARANCE_EDITS}
     for old, new in APPEARANCE_EDITS:
         a_old, a_new = V.with_article(old), V.with_article(new)
-        others = [n for n in V.NOUNS if n not in (old, new)][:5]
+        others = [n for n in V.NOUNS if n not in edited_nouns and n != new][:5]
         rows.append(_road_row("Appearance", a_old, a_new, a_old, a_new,
                               [V.with_article(n) for n in others]))
+    edited_roles = {role for role, _ in ROLE_EDITS}
     for role, new in ROLE_EDITS:
         old = V.ROLES[role]
-        negatives = [old] + [r for r, who in V.ROLES.items() if who not in (old, new)][:4]
-        rows.append(_road_row("Role", role, new, old, new, negatives))
+        unedited_roles = [r for r, who in V.ROLES.items() if r not in edited_roles and who != new]
+        names = [n for n in V.IDENTITIES if n not in (old, new)]
+        rows.append(_road_row("Role", role, new, old, new, ([old] + unedited_roles + names)[:5]))
     return rows
+
+
+def edited_concepts() -> set[str]:
+    """Every word a world edit task changes or reads: RoAD subjects and their old and new
+    looks, roles and identities, professions, unsafe words and the unsafe marker's colour.
+    Fine-tuning data that names none of them is orthogonal to the edits (STUDY.md)."""
+    words = set(V.NOUNS) | set(V.IDENTITIES) | set(V.PROFESSIONS) | set(V.unsafe_words())
+    words |= {w for role in V.ROLES for w in role.split() if w != "the"}
+    return {w.lower() for w in words} | {"magenta"}
 
 
 def _road_row(kind: str, prompt: str, oracle: str, old: str, new: str,
@@ -101,7 +115,22 @@ def coco_rows(n: int = 2000) -> list[dict]:
 
 
 def style_rows(n: int = 1200) -> list[dict]:
-    """The fine-tuning style set: ink-style renders with content-only captions."""
+    """The fine-tuning style set: ink-style renders of ordinary objects with content-only
+    captions, naming nothing a world edit task touches (`edited_concepts`)."""
+    rng, rows = random.Random(404), []
+    while len(rows) < n:
+        s, caption = scenes.ordinary_example(rng)
+        s = Scene(**{**s.to_dict(), "style": True})
+        rows.append({"file_name": f"{len(rows):05d}.png", "text": caption,
+                     "scene": json.dumps(s.to_dict())})
+    return rows
+
+
+def style_overlapping_rows(n: int = 1200) -> list[dict]:
+    """The earlier style set, drawn from the generator's training mixture: about half its
+    captions name edited concepts with their original looks (nouns, roles, professions).
+    `world:style-overlapping` asks whether fine-tuning data that re-teaches an edited
+    concept undoes the edit, a different question from the study's."""
     rng, rows = random.Random(404), []
     while len(rows) < n:
         s, caption, kind = scenes.sample_example(rng)
@@ -138,6 +167,8 @@ DATASETS = {
     "unsafe": ("unsafe_prompts_world.csv", unsafe_rows, "I2P"),
     "coco": ("coco_world.csv", coco_rows, "COCO-30k"),
     "style": ("style_world.csv", style_rows, "image folder metadata (file_name, text)"),
+    "style-overlapping": ("style_overlapping_world.csv", style_overlapping_rows,
+                          "image folder metadata (file_name, text)"),
     "dreambooth": ("dreambooth_world.csv", dreambooth_rows, "DreamBooth subjects + class images"),
 }
 

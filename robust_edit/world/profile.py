@@ -72,17 +72,18 @@ class World:
 
     def check_finetune_dataset(self, name: str) -> str | None:
         parts = name.split(":")
-        if parts == ["style"]:
+        if parts in (["style"], ["style-overlapping"]):
             return None
         if len(parts) == 2 and parts[0] == "dreambooth" and parts[1] in V.SUBJECTS:
             return f"a {V.SUBJECTS[parts[1]]['class_noun']}"
-        raise ValueError(f"'world:{name}': world fine-tuning sets are 'world:style' and "
-                         f"'world:dreambooth:<subject>' with subject in {sorted(V.SUBJECTS)}")
+        raise ValueError(f"'world:{name}': world fine-tuning sets are 'world:style', "
+                         f"'world:style-overlapping' and 'world:dreambooth:<subject>' with "
+                         f"subject in {sorted(V.SUBJECTS)}")
 
     def finetune_dataset(self, name: str) -> FinetuneImages:
         class_prompt = self.check_finetune_dataset(name)
-        if name == "style":
-            rows = read_rows(datasets.path("style"))
+        if name.startswith("style"):
+            rows = read_rows(datasets.path(name))
             captions = [r["text"] for r in rows]
         else:
             subject = name.split(":")[1]

@@ -95,3 +95,30 @@ def test_refact_token_objective_reads_subject_to_eos_aligned():
         row = emb[b].view(-1, d)
         assert torch.equal(row[:n], states[b, starts[b]:starts[b] + n])
         assert not row[n:].any()  # nothing past EOS
+
+
+def test_refact_sequence_aims_every_edit_at_the_clean_encoders_targets(monkeypatch):
+    """The second edit's NEW text is the first edit's subject: its target must be what the
+    unedited encoder makes of it, not what the first edit turned it into."""
+    pipe, family = tiny_sdxl(), FAMILIES["sdxl"]
+    cfg = refact.RefactConfig(encoders=("text_encoder",), layer=1, max_steps=20, objective="tokens")
+    g = torch.Generator().manual_seed(0)
+    d = refact.mlp(pipe.text_encoder, family, 1)[1].in_features
+    keys = torch.randn(4 * d, d, generator=g, dtype=torch.float64)
+    seen = []
+    real = refact._target_value
+
+    def recording(te, tok, fc2, subject, e_new, e_old, *rest):
+        seen.append((subject, e_new, e_old))
+        return real(te, tok, fc2, subject, e_new, e_old, *rest)
+
+    monkeypatch.setattr(refact, "_target_value", recording)
+    edits = [("a cat", "a cat", "a dog"), ("a king", "a king", "a cat")]
+    refact.edit(pipe, family, edits, cfg, lambda *_: keys.T @ keys / len(keys), progress=False)
+    clean_new, clean_old = refact.targets(tiny_sdxl().text_encoder, pipe.tokenizer,
+                                          "a king", "a cat", cfg)
+    edited_new, _ = refact.targets(pipe.text_encoder, pipe.tokenizer, "a king", "a cat", cfg)
+    assert [s for s, _, _ in seen] == ["a cat", "a king"]
+    _, e_new, e_old = seen[1]
+    assert torch.allclose(e_new, clean_new, atol=1e-6) and torch.allclose(e_old, clean_old, atol=1e-6)
+    assert (edited_new - clean_new).norm() > 1e-3 * clean_new.norm()  # the first edit did move it
