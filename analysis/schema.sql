@@ -29,3 +29,15 @@ CREATE TABLE IF NOT EXISTS results (
     lock_sha256 VARCHAR,    -- requirements.lock's sha256 ('+drift': the venv was not its pins)
     versions VARCHAR        -- JSON package versions
 );
+
+-- Bootstrap resamples of the evaluation items (robust_edit.analysis.resample): resample b
+-- draws item `item` of edit `edit` w times (w > 0 only). Drawn within (edit, kind, grp),
+-- so every group keeps its size; keyed by (edit, item), so every variant and every cell
+-- of an edit is resampled alike (paired).
+CREATE TABLE IF NOT EXISTS resamples (
+    edit VARCHAR, item INTEGER, b INTEGER, w INTEGER
+);
+-- How the resamples were drawn: count, seed, interval level.
+CREATE TABLE IF NOT EXISTS bootstrap (
+    resamples INTEGER, seed BIGINT, level DOUBLE, method VARCHAR
+);

@@ -1,70 +1,125 @@
--- Per-item and per-variant metrics over `results` (schema.sql).
+-- Per-item and per-variant metrics over `results` (schema.sql), for the sample itself
+-- (b = 0) and for every bootstrap resample b = 1..B of its evaluation items (`resamples`,
+-- written by robust_edit.analysis.resample): every estimate below is a weighted mean,
+-- w = how often resample b drew the item. Resamples are keyed by (edit, item), so the
+-- variants of a cell, and the cells of an edit, see the same draws (paired comparisons).
 
--- One value per (cell, variant, item, metric): an item is an edit (RoAD), a concept
+-- An estimate, and the bounds of its 95 % percentile interval over the resamples. A
+-- statistic biased under resampling keeps that bias in its interval: delta = |F - 0.5| /
+-- 0.5 near parity resamples above its estimate (|.| folds the noise upward), so there the
+-- interval can lie above the estimate; it is reported as computed (docs/results.md).
+CREATE OR REPLACE MACRO est(x, b) AS max(CASE WHEN b = 0 THEN x END);
+CREATE OR REPLACE MACRO lo95(x, b) AS quantile_cont(CASE WHEN b > 0 THEN x END, 0.025);
+CREATE OR REPLACE MACRO hi95(x, b) AS quantile_cont(CASE WHEN b > 0 THEN x END, 0.975);
+
+-- The sample (b = 0, every item once) and the resamples.
+CREATE OR REPLACE VIEW weighted AS
+SELECT r.*, 0 AS b, 1 AS w FROM results r
+UNION ALL
+SELECT r.*, s.b, s.w FROM results r JOIN resamples s USING (edit, item);
+
+-- One value per (b, cell, variant, item, metric): an item is an edit (RoAD), a concept
 -- (debias), a label class (unsafe) or an attribute family (world adherence).
-CREATE OR REPLACE VIEW item_metrics AS
-WITH axes AS (SELECT * FROM results)
-SELECT sweep, cell, model, edit, method, task, finetune, ft_method, rank, ft_seed, variant,
-       grp AS item, kind AS metric, avg(value) AS value, count(*) AS n
-FROM axes WHERE metric = 'label' AND kind IN ('efficacy', 'generality', 'specificity')
+CREATE OR REPLACE VIEW item_metrics_b AS
+SELECT b, sweep, cell, model, edit, method, task, finetune, ft_method, rank, ft_seed, variant,
+       grp AS item, kind AS metric, sum(w * value) / sum(w) AS value, sum(w) AS n
+FROM weighted WHERE metric = 'label' AND kind IN ('efficacy', 'generality', 'specificity')
 GROUP BY ALL
 UNION ALL
 -- delta = |F - 0.5| / 0.5, F = share of the counted attribute value
-SELECT sweep, cell, model, edit, method, task, finetune, ft_method, rank, ft_seed, variant,
-       grp, 'delta', abs(avg(value) - 0.5) / 0.5, count(*)
-FROM axes WHERE metric = 'label' AND kind = 'attribute' GROUP BY ALL
+SELECT b, sweep, cell, model, edit, method, task, finetune, ft_method, rank, ft_seed, variant,
+       grp, 'delta', abs(sum(w * value) / sum(w) - 0.5) / 0.5, sum(w)
+FROM weighted WHERE metric = 'label' AND kind = 'attribute' GROUP BY ALL
 UNION ALL
-SELECT sweep, cell, model, edit, method, task, finetune, ft_method, rank, ft_seed, variant,
-       grp, 'share', avg(value), count(*)
-FROM axes WHERE metric = 'label' AND kind = 'attribute' GROUP BY ALL
+SELECT b, sweep, cell, model, edit, method, task, finetune, ft_method, rank, ft_seed, variant,
+       grp, 'share', sum(w * value) / sum(w), sum(w)
+FROM weighted WHERE metric = 'label' AND kind = 'attribute' GROUP BY ALL
 UNION ALL
 -- unsafe prompts: the share of images per label class
-SELECT sweep, cell, model, edit, method, task, finetune, ft_method, rank, ft_seed, variant,
-       c.label, 'label_rate', avg(CASE WHEN r.label = c.label THEN 1.0 ELSE 0.0 END), count(*)
-FROM axes r, (VALUES ('safe'), ('unsafe')) c(label)
+SELECT b, sweep, cell, model, edit, method, task, finetune, ft_method, rank, ft_seed, variant,
+       c.label, 'label_rate',
+       sum(w * CASE WHEN r.label = c.label THEN 1.0 ELSE 0.0 END) / sum(w), sum(w)
+FROM weighted r, (VALUES ('safe'), ('unsafe')) c(label)
 WHERE r.metric = 'label' AND r.kind = 'unsafe' GROUP BY ALL
 UNION ALL
-SELECT sweep, cell, model, edit, method, task, finetune, ft_method, rank, ft_seed, variant,
-       'black', 'label_rate', avg(value), count(*)
-FROM axes WHERE metric = 'black' AND kind = 'unsafe' GROUP BY ALL
+SELECT b, sweep, cell, model, edit, method, task, finetune, ft_method, rank, ft_seed, variant,
+       'black', 'label_rate', sum(w * value) / sum(w), sum(w)
+FROM weighted WHERE metric = 'black' AND kind = 'unsafe' GROUP BY ALL
 UNION ALL
-SELECT sweep, cell, model, edit, method, task, finetune, ft_method, rank, ft_seed, variant,
-       'all', 'safe_prompt_unsafe_rate', avg(value), count(*)
-FROM axes WHERE metric = 'label' AND kind = 'safe' GROUP BY ALL
+SELECT b, sweep, cell, model, edit, method, task, finetune, ft_method, rank, ft_seed, variant,
+       'all', 'safe_prompt_unsafe_rate', sum(w * value) / sum(w), sum(w)
+FROM weighted WHERE metric = 'label' AND kind = 'safe' GROUP BY ALL
 UNION ALL
-SELECT sweep, cell, model, edit, method, task, finetune, ft_method, rank, ft_seed, variant,
-       replace(metric, 'adherence_', ''), 'safe_prompt_adherence', avg(value), count(*)
-FROM axes WHERE metric LIKE 'adherence_%' GROUP BY ALL;
+SELECT b, sweep, cell, model, edit, method, task, finetune, ft_method, rank, ft_seed, variant,
+       replace(metric, 'adherence_', ''), 'safe_prompt_adherence', sum(w * value) / sum(w), sum(w)
+FROM weighted WHERE metric LIKE 'adherence_%' GROUP BY ALL;
 
--- The task's headline metrics per variant: the mean over items, with its std.
-CREATE OR REPLACE VIEW variant_metrics AS
-SELECT sweep, cell, model, edit, method, task, finetune, ft_method, rank, ft_seed, variant,
+CREATE OR REPLACE VIEW item_metrics AS
+SELECT * EXCLUDE (b) FROM item_metrics_b WHERE b = 0;
+
+-- The task's headline metrics per variant: the mean over items, with its std over items
+-- and the 95 % interval of the mean.
+CREATE OR REPLACE VIEW variant_metrics_b AS
+SELECT b, sweep, cell, model, edit, method, task, finetune, ft_method, rank, ft_seed, variant,
        CASE WHEN metric = 'delta' THEN 'mean_delta'
             WHEN metric = 'label_rate' THEN item || '_rate' ELSE metric END AS metric,
        avg(value) AS value, stddev_samp(value) AS std, count(*) AS items
-FROM item_metrics
+FROM item_metrics_b
 WHERE NOT (metric = 'label_rate' AND item = 'safe') AND metric <> 'share'
 GROUP BY ALL;
 
--- Per cell and item: the four variants side by side and Delta = |m(M_ed) - m(M_ed_ft)|.
-CREATE OR REPLACE VIEW cell_items AS
-SELECT sweep, cell, model, edit, method, task, finetune, ft_method, rank, ft_seed, item, metric,
+CREATE OR REPLACE VIEW variant_metrics AS
+SELECT sweep, cell, model, edit, method, task, finetune, ft_method, rank, ft_seed, variant, metric,
+       est(value, b) AS value, est(std, b) AS std, est(items, b) AS items,
+       lo95(value, b) AS lo, hi95(value, b) AS hi
+FROM variant_metrics_b GROUP BY ALL;
+
+-- Per (b, cell, item, metric): the four variants side by side and
+-- Delta = |m(M_ed) - m(M_ed_ft)|.
+CREATE OR REPLACE VIEW cell_items_b AS
+SELECT b, sweep, cell, model, edit, method, task, finetune, ft_method, rank, ft_seed, item, metric,
        max(value) FILTER (WHERE variant = 'M') AS "M",
        max(value) FILTER (WHERE variant = 'M_ed') AS "M_ed",
        max(value) FILTER (WHERE variant = 'M_ft') AS "M_ft",
        max(value) FILTER (WHERE variant = 'M_ed_ft') AS "M_ed_ft",
        abs(max(value) FILTER (WHERE variant = 'M_ed')
            - max(value) FILTER (WHERE variant = 'M_ed_ft')) AS delta
-FROM item_metrics GROUP BY ALL;
+FROM item_metrics_b GROUP BY ALL;
 
--- Flip: per cell, the share of (prompt, seed) items whose label differs between M_ed
--- and M_ed_ft.
+CREATE OR REPLACE VIEW cell_items AS
+SELECT * EXCLUDE (b) FROM cell_items_b WHERE b = 0;
+
+-- Flip: per (b, cell, item kind), the share of (prompt, seed) items whose label differs
+-- between M_ed and M_ed_ft.
+CREATE OR REPLACE VIEW cell_flips_b AS
+WITH pairs AS (
+    SELECT a.sweep, a.cell, a.model, a.edit, a.method, a.task, a.finetune, a.ft_method, a.rank,
+           a.ft_seed, a.kind, a.item, CASE WHEN a.label <> b.label THEN 1.0 ELSE 0.0 END AS flipped
+    FROM results a JOIN results b
+      ON a.cell = b.cell AND a.item = b.item AND a.metric = b.metric
+     AND a.variant = 'M_ed' AND b.variant = 'M_ed_ft'
+    WHERE a.metric = 'label'),
+weights AS (
+    SELECT DISTINCT edit, item, 0 AS b, 1 AS w FROM results
+    UNION ALL SELECT edit, item, b, w FROM resamples)
+SELECT w.b, p.sweep, p.cell, p.model, p.edit, p.method, p.task, p.finetune, p.ft_method, p.rank,
+       p.ft_seed, p.kind, sum(w.w * p.flipped) / sum(w.w) AS flip, sum(w.w) AS items
+FROM pairs p JOIN weights w USING (edit, item)
+GROUP BY ALL;
+
 CREATE OR REPLACE VIEW cell_flips AS
-SELECT a.sweep, a.cell, a.model, a.edit, a.method, a.task, a.finetune, a.ft_method, a.rank,
-       a.ft_seed, a.kind, avg(CASE WHEN a.label <> b.label THEN 1.0 ELSE 0.0 END) AS flip,
-       count(*) AS items
-FROM results a JOIN results b
-  ON a.cell = b.cell AND a.item = b.item AND a.metric = b.metric
- AND a.variant = 'M_ed' AND b.variant = 'M_ed_ft'
-WHERE a.metric = 'label'
+SELECT * EXCLUDE (b) FROM cell_flips_b WHERE b = 0;
+
+-- Per (b, cell): the task's headline metric, averaged over its items, in each variant,
+-- and its Delta: efficacy (appearance, role), delta (debias), the unsafe-label rate
+-- (unsafe). The findings and comparisons read this.
+CREATE OR REPLACE VIEW headline_b AS
+SELECT b, sweep, cell, model, edit, method, task, finetune, ft_method, rank, ft_seed,
+       any_value(metric) AS metric,
+       avg("M") AS "M", avg("M_ed") AS "M_ed", avg("M_ft") AS "M_ft", avg("M_ed_ft") AS "M_ed_ft",
+       avg(delta) AS delta
+FROM cell_items_b
+WHERE (task IN ('appearance', 'role', 'time') AND metric = 'efficacy')
+   OR (task = 'debias' AND metric = 'delta')
+   OR (task = 'unsafe' AND metric = 'label_rate' AND item = 'unsafe')
 GROUP BY ALL;

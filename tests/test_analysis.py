@@ -205,3 +205,101 @@ def test_sql_without_a_database_names_it_and_creates_nothing(tmp_path, capsys):
     assert exit_.value.code == 2 and err.count("\n") == 1
     assert str(missing) in err and "run a sweep first" in err and "--db" in err
     assert list(tmp_path.iterdir()) == []
+
+
+# --- 95 % intervals: a seeded, paired bootstrap over evaluation items ----------------------
+
+def road_rows(cell: dict, edit_labels: dict[str, dict[str, list[str]]]) -> list[dict]:
+    """RoAD efficacy rows: {edit prompt: {variant: labels per item}}, items numbered
+    across edits as the sweep numbers them."""
+    out, first = [], 0
+    for grp, labels in edit_labels.items():
+        out += rows(cell, "efficacy", grp, labels, target="new", first_item=first)
+        first += len(next(iter(labels.values())))
+    return out
+
+
+def efficacy_row(db, ft_method: str):
+    t = analysis.table(db, "edit_metrics")
+    return t[(t.ft_method == ft_method) & (t.metric == "efficacy")].iloc[0]
+
+
+def test_no_variation_gives_zero_width_intervals(db):
+    cell = cell_axes("c", "appearance", "refact", "lora", 4)
+    insert(db, road_rows(cell, {e: {"M": ["old"] * 20, "M_ed": ["new"] * 20, "M_ft": ["old"] * 20,
+                                    "M_ed_ft": ["new"] * 20} for e in ("lime", "box")}))
+    analysis.resample(db, resamples=200)
+    row = efficacy_row(db, "lora")
+    for col, value in (("M", 0.0), ("M_ed", 1.0), ("M_ft", 0.0), ("M_ed_ft", 1.0), ("Δ", 0.0)):
+        assert row[col] == row[f"{col} lo"] == row[f"{col} hi"] == value
+
+
+def test_paired_resampling_cancels_a_shared_item_effect(db):
+    """Labels vary a lot from item to item, but M_ed_ft repeats M_ed item for item: each
+    variant's interval is wide, Δ's (the same draws for both variants) has zero width."""
+    labels = random_labels(60, 0.5, names=("new", "old"))
+    cell = cell_axes("c", "appearance", "refact", "lora", 4)
+    insert(db, road_rows(cell, {"lime": {"M": labels, "M_ed": labels, "M_ft": labels, "M_ed_ft": labels}}))
+    analysis.resample(db, resamples=400)
+    row = efficacy_row(db, "lora")
+    assert row["M_ed hi"] - row["M_ed lo"] > 0.15
+    assert row["Δ"] == row["Δ lo"] == row["Δ hi"] == 0.0
+    # The same across cells: two fine-tunes with identical images compare to exactly 0.
+    insert(db, road_rows(cell_axes("d", "appearance", "refact", "full", None),
+                         {"lime": {"M": labels, "M_ed": labels, "M_ft": labels, "M_ed_ft": labels}}))
+    analysis.resample(db, resamples=400)
+    cmp = analysis.table(db, "compare").iloc[0]
+    assert cmp["Δ A − Δ B"] == cmp["Δ A − Δ B lo"] == cmp["Δ A − Δ B hi"] == 0.0
+
+
+def test_a_known_difference_is_covered_and_intervals_cover_the_truth_about_95_percent():
+    """M_ed_ft loses exactly 10 of 50 items (Δ = 0.2 exactly, whatever the draws of the
+    other items); over 60 simulated samples of a Bernoulli(0.3) efficacy the interval of
+    M covers 0.3 in 85-100 % of them (95 % nominal)."""
+    rng = np.random.default_rng(11)
+    covered = 0
+    for trial in range(60):
+        db = analysis.connect()
+        m = ["new" if x < 0.3 else "old" for x in rng.random(50)]
+        ed = ["new"] * 50
+        ed_ft = ["old"] * 10 + ["new"] * 40
+        insert(db, road_rows(cell_axes("c", "appearance", "refact", "lora", 4),
+                             {"lime": {"M": m, "M_ed": ed, "M_ft": m, "M_ed_ft": ed_ft}}))
+        analysis.resample(db, resamples=300, seed=trial)
+        row = efficacy_row(db, "lora")
+        covered += row["M lo"] <= 0.3 <= row["M hi"]
+        assert row["Δ"] == pytest.approx(0.2)
+        assert row["Δ lo"] <= 0.2 <= row["Δ hi"]
+        db.close()
+    assert 0.85 <= covered / 60 <= 1.0, covered
+
+
+def test_resamples_are_seeded_and_per_edit():
+    """Same seed, same intervals; adding an edit leaves another edit's draws unchanged."""
+    def draws(edits, seed):
+        db = analysis.connect()
+        cell = cell_axes("c", "appearance", "refact", "lora", 4)
+        insert(db, road_rows(cell, {e: {"M_ed": ["new", "old"] * 5} for e in edits}))
+        db.execute("UPDATE results SET edit = grp")  # one edit per group
+        analysis.resample(db, resamples=50, seed=seed)
+        out = db.execute("SELECT edit, item, b, w FROM resamples WHERE edit = 'lime' "
+                         "ORDER BY b, item").fetchall()
+        db.close()
+        return out
+
+    assert draws(["lime"], 0) == draws(["lime"], 0) == draws(["lime", "box"], 0)
+    assert draws(["lime"], 0) != draws(["lime"], 1)
+
+
+def test_findings_verdicts_follow_their_intervals(db):
+    """DreamBooth keeps every edit, LoRA loses half the items: the DreamBooth finding is
+    supported; too little data to decide is undecided, never supported."""
+    for name, ft, kept in (("c-db", "dreambooth", 40), ("c-lora", "lora", 20)):
+        insert(db, road_rows(cell_axes(name, "appearance", "refact", ft, None),
+                             {"lime": {"M": ["old"] * 40, "M_ed": ["new"] * 40, "M_ft": ["old"] * 40,
+                                       "M_ed_ft": ["new"] * kept + ["old"] * (40 - kept)}}))
+    analysis.resample(db, resamples=300)
+    f = analysis.table(db, "findings").set_index("finding")
+    assert f.loc["DreamBooth preserves most", "estimate"] == pytest.approx(0.5)
+    assert f.loc["DreamBooth preserves most", "verdict"] == "supported"
+    assert f.loc["UCE is more robust than ReFACT", "verdict"] == "not in this sweep"

@@ -68,8 +68,7 @@ def evaluate_edit(cfg: EditConfig, pipes: dict, *, scorer_ref: str | None = None
     The scorer defaults to the data's classifier (robust_edit.resolve)."""
     import pandas as pd
 
-    from robust_edit import resolve, scorers
-    from robust_edit.analysis import connect
+    from robust_edit import analysis, resolve, scorers
 
     cfg = resolve.edit(cfg)
     prompt_set = PromptSet.of(cfg, cfg.generation)
@@ -84,13 +83,15 @@ def evaluate_edit(cfg: EditConfig, pipes: dict, *, scorer_ref: str | None = None
         for model in models.values():
             for score in model.score(images, todo):
                 rows.append({**todo[score["item"]], **score, "variant": variant, "task": cfg.task})
-    db = connect()
+    db = analysis.connect()
     db.register("scored", pd.DataFrame(rows))
     db.execute("INSERT INTO results BY NAME SELECT * FROM scored")
-    metrics = db.execute("SELECT variant, metric, value FROM variant_metrics").fetchall()
+    analysis.resample(db)
+    metrics = db.execute("SELECT variant, metric, value, lo, hi FROM variant_metrics").fetchall()
     report = {v: {} for v in pipes}
-    for variant, metric, value in metrics:
+    for variant, metric, value, lo, hi in metrics:
         report[variant][metric] = value
+        report[variant][f"{metric}_95"] = [lo, hi]
     return {"task": cfg.task, "dataset": cfg.dataset, "scorer": scorer_ref,
             "generation": asdict(settings), "seeds": seeds, "images_per_variant": len(todo),
             "variants": report}

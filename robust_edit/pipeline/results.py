@@ -74,6 +74,7 @@ def build_database(graph: Graph, store: Store, spec: SweepSpec, aggregate_key: s
                      info["git_commit"], info["versions"].get("requirements.lock"),
                      json.dumps(info["versions"]),
                      str(store.dir(gen) / IMAGES), str(store.dir(scores[gen_key]) / SCORES)])
+        analysis.resample(db)
         db.close()
 
     return write_atomic(duckdb_path(spec), write)
@@ -135,9 +136,11 @@ def log_mlflow(graph: Graph, store: Store, spec: SweepSpec, db_path: Path) -> st
                                   f"{cell['edit']}/{cell['finetune']}/{variant}",
                                   {"mlflow.parentRunId": parent, "variant": variant,
                                    **{a: str(cell[a]) for a in AXES}}, params)
-            metrics = db.execute("SELECT metric, value FROM variant_metrics WHERE cell = ? AND variant = ?",
-                                 [cell["cell"], variant]).fetchall()
-            client.log_batch(run, metrics=[Metric(m, v, now, 0) for m, v in metrics if v is not None])
+            metrics = db.execute("SELECT metric, value, lo, hi FROM variant_metrics "
+                                 "WHERE cell = ? AND variant = ?", [cell["cell"], variant]).fetchall()
+            client.log_batch(run, metrics=[Metric(name, v, now, 0) for m, *values in metrics
+                                           for name, v in zip((m, f"{m}_lo95", f"{m}_hi95"), values)
+                                           if v is not None])
             if (run, gen_key) not in logged_artifacts:
                 _log_artifacts(client, run, graph.stages[gen_key], store)
                 logged_artifacts.add((run, gen_key))

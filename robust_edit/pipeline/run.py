@@ -246,9 +246,10 @@ def _run(graph: Graph, store: Store, spec: SweepSpec, quiet: bool) -> dict:
 
     db = analysis.connect(results.duckdb_path(spec), read_only=True)
     tables = analysis.write_tables(db, store.root / "tables")
+    note = analysis.bootstrap_note(db)
     db.close()
     executed = store.ledger()[ledger_before:]
-    return {"tables": tables, "duckdb": str(results.duckdb_path(spec)),
+    return {"tables": tables, "intervals": note, "duckdb": str(results.duckdb_path(spec)),
             "mlflow_uri": results.mlflow_uri(spec), "executed": len(executed),
             "stages": len(graph.stages), "seconds": round(time.time() - t0, 1)}
 
@@ -266,6 +267,8 @@ def main(argv: list[str] | None = None) -> None:
 def report(out: dict) -> None:
     for name, md in out["tables"].items():
         print(f"\n## {name}\n\n{md}")
+    if out["intervals"]:
+        print(f"\n{out['intervals']}")
     print(f"\n{out['executed']} of {out['stages']} stages executed in {out['seconds']} s")
     print(f"results: {out['duckdb']}  (robust-edit sql --db {out['duckdb']} \"SELECT ...\")")
     print(f"MLflow:  mlflow ui --backend-store-uri {out['mlflow_uri']} --host 127.0.0.1")
