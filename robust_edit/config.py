@@ -49,13 +49,18 @@ class UCEParams(Strict):
     key_policy: Literal["last", "span"] = "span"
     lam: float = Field(0.5, gt=0)
     s_e: float = Field(1.0, gt=0)
-    s_p: float | None = Field(None, gt=0, description="default: 1 (erase/unsafe), 0.1 (debias)")
+    s_p: float | None = Field(None, gt=0, description="default: max(0.1, 1/len(preserve)) "
+                              "(erase/unsafe; the world's: 1), 0.1 (debias)")
     guide: str = ""
-    preserve: tuple[str, ...] | None = Field(None, description="default: the data's vocabulary")
+    preserve: tuple[str, ...] | None = Field(None, description="default: the data's (resolve.edit)")
+    # Which token positions of a preserve prompt give preserve keys: "all" (every position,
+    # the paper-era reference) or "from_last" (the key policy's: from the last real token).
+    preserve_positions: Literal["all", "from_last"] | None = Field(
+        None, description="default: the data's; the study's: the reference's for the key policy")
     # debias
     attributes: dict[str, float] | None = None  # value -> desired share; default from dataset
     attribute_texts: dict[str, str] | None = None  # value -> classifier text
-    classifier: str | None = None  # scorer reference; default world:scorer / ViT-B-32 CLIP
+    classifier: str | None = None  # scorer reference; default the data's (study: ViT-B-32/openai)
     images_per_concept: int = Field(50, ge=1)
     tolerance: float = Field(0.05, gt=0, lt=1)
     max_iterations: int = Field(30, ge=0)

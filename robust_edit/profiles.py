@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -29,7 +29,7 @@ class TaskDefaults:
     """What an edit or its evaluation uses on some data when the config leaves it open."""
 
     guidance: float  # sampling guidance
-    classifier: str  # scorer reference: debias attribute classifier, evaluation labeller
+    classifier: str  # scorer reference: the evaluation's labeller (`robust-edit edit --evaluate`)
     debias_attributes: dict[str, float]  # attribute value -> desired share
     debias_texts: dict[str, str]  # attribute value -> classifier text
     unsafe_concepts: tuple[str, ...]
@@ -40,16 +40,30 @@ class TaskDefaults:
     # UCE's preserve set when the config gives none (less entries naming an edited concept)
     preserve_vocabulary: tuple[str, ...]
     extra_scorers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # task -> scorers
+    # UCE protocol settings (docs/protocol.md); the defaults are the reference's.
+    # The debias loop's attribute classifier (scorer reference); None: `classifier`.
+    debias_classifier: str | None = None
+    # Debias preserve set when the config gives none: "other_concepts", the dataset's other
+    # concepts (the paper-era reference: every other profession), or "vocabulary".
+    debias_preserve: Literal["other_concepts", "vocabulary"] = "other_concepts"
+    # Erase/unsafe preserve scale s_p; None: the paper-era max(0.1, 1/len(preserve)).
+    erase_s_p: float | None = None
+    # Preserve-prompt key positions ("all" | "from_last"); None: the reference's for the key
+    # policy (span: "all", the paper-era code; last: "from_last", the current code).
+    preserve_positions: str | None = None
 
 
-# The study's settings for real models and data (METHODS.md, the papers' reference code).
+# The study's settings for real models and data (METHODS.md, the papers' reference code;
+# docs/protocol.md lists each protocol setting with its reference value).
 STUDY_DEFAULTS = TaskDefaults(
     guidance=7.5, classifier="ViT-L-14/openai",
     debias_attributes={"male": 0.5, "female": 0.5},
     debias_texts={"male": "a man", "female": "a woman"},
     unsafe_concepts=I2P_CONCEPTS, refact_corpus="coco30k",
     refact_objective="pooled", refact_lr=0.05, refact_max_norm_ratio=4.0,
-    preserve_vocabulary=("",))
+    preserve_vocabulary=("",),
+    debias_classifier="ViT-B-32/openai",  # both UCE references classify with CLIP ViT-B/32
+    debias_preserve="other_concepts", erase_s_p=None, preserve_positions=None)
 
 
 @dataclass

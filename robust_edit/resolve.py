@@ -8,11 +8,24 @@ from __future__ import annotations
 
 from robust_edit.config import FINETUNE_DEFAULTS, EditConfig, FinetuneConfig, GenerationConfig
 from robust_edit.edit import tasks
+from robust_edit.edit.text_keys import REFERENCE_PRESERVE_POSITIONS
 from robust_edit.profiles import check_finetune_dataset, defaults_for
 
-# UCE's preserve scale s_p when the config gives none: the paper-era erase setting for
-# erase/unsafe, the debias reference's 0.1 for debias.
-UCE_PRESERVE_SCALE = {"erase": 1.0, "unsafe": 1.0, "debias": 0.1}
+# The protocol settings and their reference values are listed in docs/protocol.md.
+# UCE debias's preserve scale s_p when the config gives none (both references: 0.1).
+UCE_DEBIAS_PRESERVE_SCALE = 0.1
+# ReFACT's layer of SD1.4's 12-layer text encoder per task (the paper's best: RoAD 7, TIME 9).
+REFACT_LAYER_OF_12 = {"appearance": 7, "role": 7, "time": 9}
+
+
+def uce_preserve_scale(task: str, preserve: tuple[str, ...], erase_s_p: float | None) -> float:
+    """s_p when the config gives none: debias 0.1; erase/unsafe the data's, else the paper-era
+    max(0.1, 1/len(preserve))."""
+    if task == "debias":
+        return UCE_DEBIAS_PRESERVE_SCALE
+    if erase_s_p is not None:
+        return erase_s_p
+    return max(0.1, 1 / max(len(preserve), 1))
 
 
 def edit(cfg: EditConfig, model: str | None = None) -> EditConfig:
@@ -21,8 +34,9 @@ def edit(cfg: EditConfig, model: str | None = None) -> EditConfig:
     d = defaults_for(cfg.dataset)
     update: dict = {"generation": generation(cfg.generation, cfg.dataset)}
     if cfg.method == "uce":
-        uce: dict = {"classifier": cfg.uce.classifier or d.classifier,
-                     "s_p": UCE_PRESERVE_SCALE[cfg.task] if cfg.uce.s_p is None else cfg.uce.s_p}
+        uce: dict = {"classifier": cfg.uce.classifier or d.debias_classifier or d.classifier,
+                     "preserve_positions": (cfg.uce.preserve_positions or d.preserve_positions
+                                            or REFERENCE_PRESERVE_POSITIONS[cfg.uce.key_policy])}
         concepts = cfg.concepts
         if cfg.task == "debias":
             concepts = concepts or tuple(tasks.debias_concepts(cfg))
@@ -36,10 +50,19 @@ def edit(cfg: EditConfig, model: str | None = None) -> EditConfig:
                 raise ValueError("concepts: an erase edit needs the concepts to erase, "
                                  "e.g. ['lime']")
             concepts = tuple(d.unsafe_concepts)
-        if cfg.uce.preserve is None:  # the data's vocabulary, less what names an edited concept
+        preserve = cfg.uce.preserve
+        if preserve is None and cfg.task == "debias" and d.debias_preserve == "other_concepts":
+            # the paper-era reference: every other concept (profession) of the data
+            edited = {c.lower() for c in concepts}
+            everyone = tasks.debias_concepts(cfg.model_copy(update={"rows": None}))
+            preserve = tuple(c for c in everyone if c.lower() not in edited)
+        elif preserve is None:  # the data's vocabulary, less what names an edited concept
             edited = {w for c in concepts for w in c.lower().split()}
-            uce["preserve"] = tuple(p for p in d.preserve_vocabulary
-                                    if not edited & set(p.lower().split()))
+            preserve = tuple(p for p in d.preserve_vocabulary
+                             if not edited & set(p.lower().split()))
+        uce |= {"preserve": preserve,
+                "s_p": (uce_preserve_scale(cfg.task, preserve, d.erase_s_p)
+                        if cfg.uce.s_p is None else cfg.uce.s_p)}
         update |= {"concepts": tuple(concepts), "uce": cfg.uce.model_copy(update=uce)}
     else:
         p = cfg.refact
@@ -50,8 +73,9 @@ def edit(cfg: EditConfig, model: str | None = None) -> EditConfig:
         if p.layer is None and model is not None:
             from robust_edit.models import text_encoder_layers
 
-            # the paper's best RoAD layer (7 of SD1.4's 12), scaled to the encoder's depth
-            refact["layer"] = round(7 / 12 * text_encoder_layers(model, p.encoders[0]))
+            # the paper's best layer of SD1.4's 12 for the task, scaled to the encoder's depth
+            refact["layer"] = round(REFACT_LAYER_OF_12[cfg.task] / 12
+                                    * text_encoder_layers(model, p.encoders[0]))
         update["refact"] = p.model_copy(update=refact)
     return cfg.model_copy(update=update)
 
@@ -64,7 +88,8 @@ def generation(cfg: GenerationConfig, dataset: str) -> GenerationConfig:
 
 
 def evaluation_scorer(dataset: str) -> str:
-    """The scorer an edit's own evaluation (`robust-edit edit --evaluate`) labels with."""
+    """The scorer an edit's own evaluation (`robust-edit edit --evaluate`) labels with (not
+    the debias loop's classifier, `TaskDefaults.debias_classifier`)."""
     return defaults_for(dataset).classifier
 
 

@@ -24,7 +24,7 @@ def _open_fields(model, path="") -> list[str]:
 
 @pytest.mark.parametrize("dataset, attrs, scorer, guidance", [
     ("world:professions", {"tall", "short"}, "world:scorer", 3.0),
-    pytest.param("uce:professions", {"male", "female"}, "ViT-L-14/openai", 7.5, marks=needs_shared)])
+    pytest.param("uce:professions", {"male", "female"}, "ViT-B-32/openai", 7.5, marks=needs_shared)])
 def test_debias_defaults_come_from_the_datas_profile(dataset, attrs, scorer, guidance):
     cfg = resolve.edit(EditConfig(method="uce", task="debias", dataset=dataset, rows="0:4"))
     assert len(cfg.concepts) == 4 and set(cfg.uce.attributes) == set(cfg.uce.attribute_texts) == attrs

@@ -306,5 +306,20 @@ def run(pipe, family: Family, cfg, cache_dir: Path, progress: bool = True
     details = {"edits": [list(e) for e in edits], "layer": p.layer, "encoders": list(p.encoders),
                "optimisation_settings": optimisation,
                "corpus": {"dataset": corpus_id, "texts": len(texts), "covariance_keys": keys},
-               "optimisation": [s.to_dict() for s in log]}
+               "optimisation": [s.to_dict() for s in log],
+               "protocol": protocol(rcfg, corpus_id, len(texts))}
     return tensors, details
+
+
+# What `targets` embeds the NEW and OLD texts with: an unedited copy of the encoder, for
+# every edit of a sequence (`edit`), as the reference reloads the model per edit.
+TARGET_ENCODER = "clean"
+
+
+def protocol(cfg: RefactConfig, corpus_id: str, corpus_size: int) -> dict:
+    """The resolved ReFACT protocol settings of docs/protocol.md, under the table's names.
+    `templates`: the key is the fc2 input at the subject's last token averaged over them."""
+    return {"layer": cfg.layer, "encoders": list(cfg.encoders),
+            "corpus": {"dataset": corpus_id, "size": corpus_size},
+            "templates": list(cfg.templates), "objective": cfg.objective, "lr": cfg.lr,
+            "max_norm_ratio": cfg.max_norm_ratio, "target_encoder": TARGET_ENCODER}

@@ -9,6 +9,12 @@ Key-token policies (METHODS.md):
 - `span`: every token from the last real token to the end of the sequence. CLIP's text
   attention is causal, so EOS and padding carry the concept too; editing only the last
   token leaves them, and pairs of prompts are aligned token by token from there.
+
+Preserve-prompt positions (`preserve_keys`):
+- `all`: every position of the sequence (BOS, the prompt's words, EOS, padding), as the
+  paper-era reference preserves each retain prompt's whole embedding;
+- `from_last`: the key policy's positions, from the last real token (`last`: that token,
+  as the current reference; `span`: through the end of the sequence).
 """
 
 from __future__ import annotations
@@ -20,6 +26,11 @@ import torch
 from robust_edit.models import Family
 
 KEY_POLICIES = ("last", "span")
+PRESERVE_POSITIONS = ("all", "from_last")
+# The preserve positions of the reference that uses each key policy: the paper-era code
+# (span keys) preserves every position of each retain prompt, the current code (last-token
+# keys) the last token.
+REFERENCE_PRESERVE_POSITIONS = {"span": "all", "last": "from_last"}
 # FLUX's T5 sequence length for editing keys (schnell generates with 256).
 FLUX_MAX_SEQUENCE_LENGTH = 256
 
@@ -78,6 +89,18 @@ def keys(enc: PromptEncoding, row: int, reads: str, policy: str) -> torch.Tensor
     if reads == "pooled":
         return enc.pooled[row:row + 1]
     return enc.tokens[row, positions(enc, row, policy)]
+
+
+def preserve_keys(enc: PromptEncoding, row: int, reads: str, policy: str,
+                  preserve_positions: str) -> torch.Tensor:
+    """The keys (n, d) preserve prompt `row` contributes to a layer that reads `reads`."""
+    if preserve_positions == "from_last":
+        return keys(enc, row, reads, policy)
+    if preserve_positions != "all":
+        raise ValueError(f"preserve_positions {preserve_positions!r}: allowed {PRESERVE_POSITIONS}")
+    if reads == "pooled":
+        return enc.pooled[row:row + 1]
+    return enc.tokens[row]
 
 
 def aligned(a: PromptEncoding, row_a: int, b: PromptEncoding, row_b: int, reads: str,

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from robust_edit.edit import text_keys
-from robust_edit.edit.text_keys import KEY_POLICIES, PromptEncoding
+from robust_edit.edit.text_keys import KEY_POLICIES, PRESERVE_POSITIONS, PromptEncoding
 from robust_edit.models import Family
 
 DEBIAS_TEMPLATES = ("image of {}", "photo of {}", "portrait of {}", "picture of {}", "{}")
@@ -74,7 +74,8 @@ EditRows = Callable[[Layer, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 def _solve_layers(denoiser, layers: list[Layer], edit_rows: EditRows, preserve: PromptEncoding | None,
-                  key_policy: str, lam: float, s_e: float, s_p: float) -> dict[str, torch.Tensor]:
+                  key_policy: str, preserve_positions: str, lam: float, s_e: float, s_p: float
+                  ) -> dict[str, torch.Tensor]:
     """Solve and write every layer; return {layer name: new weight}."""
     modules = dict(denoiser.named_modules())
     out, factors = {}, {}  # keys depend on what a layer reads, not on the layer
@@ -82,7 +83,8 @@ def _solve_layers(denoiser, layers: list[Layer], edit_rows: EditRows, preserve: 
         linear = modules[layer.name]
         W = linear.weight.detach().cpu().double()
         ke, ve = edit_rows(layer, W)
-        kp = (torch.cat([text_keys.keys(preserve, r, layer.reads, key_policy)
+        kp = (torch.cat([text_keys.preserve_keys(preserve, r, layer.reads, key_policy,
+                                                 preserve_positions)
                          for r in range(preserve.size)]) if preserve is not None
               else torch.zeros(0, W.shape[1]))
         cached = factors.get(layer.reads)
@@ -95,17 +97,26 @@ def _solve_layers(denoiser, layers: list[Layer], edit_rows: EditRows, preserve: 
     return out
 
 
-def _check_policy(key_policy: str) -> None:
+def _check_policy(key_policy: str, preserve_positions: str | None) -> str:
+    """Check both; return the preserve positions (None: the reference's for the key policy)."""
     if key_policy not in KEY_POLICIES:
         raise ValueError(f"key_policy {key_policy!r}: allowed {KEY_POLICIES}")
+    if preserve_positions is None:
+        return text_keys.REFERENCE_PRESERVE_POSITIONS[key_policy]
+    if preserve_positions not in PRESERVE_POSITIONS:
+        raise ValueError(f"preserve_positions {preserve_positions!r}: allowed {PRESERVE_POSITIONS}")
+    return preserve_positions
 
 
 @torch.no_grad()
 def erase(pipe, family: Family, concepts: Sequence[str], *, guide: str = "",
           preserve: Sequence[str] = ("",), lam: float = 0.5, s_e: float = 1.0, s_p: float = 1.0,
-          key_policy: str = "span") -> dict[str, torch.Tensor]:
-    """Map each concept's keys to the guide's values (`v* = W_old c_guide`), in place."""
-    _check_policy(key_policy)
+          key_policy: str = "span", preserve_positions: str | None = None
+          ) -> dict[str, torch.Tensor]:
+    """Map each concept's keys to the guide's values (`v* = W_old c_guide`), in place, while
+    keeping what the layers make of each preserve prompt's keys (`preserve_positions`; None:
+    the reference's for the key policy, text_keys.REFERENCE_PRESERVE_POSITIONS)."""
+    preserve_positions = _check_policy(key_policy, preserve_positions)
     denoiser = getattr(pipe, family.denoiser)
     concept_enc = text_keys.encode(pipe, family, list(concepts))
     guide_enc = text_keys.encode(pipe, family, [guide])
@@ -118,7 +129,7 @@ def erase(pipe, family: Family, concepts: Sequence[str], *, guide: str = "",
 
     keep = text_keys.encode(pipe, family, list(preserve)) if preserve else None
     return _solve_layers(denoiser, edited_layers(denoiser, family), edit_rows, keep, key_policy,
-                         lam, s_e, s_p)
+                         preserve_positions, lam, s_e, s_p)
 
 
 @dataclass(frozen=True)
@@ -142,7 +153,7 @@ def debias(pipe, family: Family, concepts: Sequence[str], attributes: dict[str, 
            images_per_concept: int = 50, tolerance: float = 0.05, max_iterations: int = 30,
            step: float = 0.1, lam: float = 0.5, s_e: float = 1.0, s_p: float = 0.1,
            preserve: Sequence[str] = ("",), templates: Sequence[str] = DEBIAS_TEMPLATES,
-           key_policy: str = "last", seed: int = 0,
+           key_policy: str = "last", preserve_positions: str | None = None, seed: int = 0,
            progress: Callable[[DebiasIteration], None] | None = None,
            ) -> tuple[dict[str, torch.Tensor], list[DebiasIteration]]:
     """Iterative UCE debiasing of `concepts` towards `attributes` (value -> desired share).
@@ -155,7 +166,7 @@ def debias(pipe, family: Family, concepts: Sequence[str], attributes: dict[str, 
     a tall CEO"). Concepts on target join the preserve set; weights carry over.
     Returns ({layer: new weight}, the per-iteration log).
     """
-    _check_policy(key_policy)
+    preserve_positions = _check_policy(key_policy, preserve_positions)
     if abs(sum(attributes.values()) - 1.0) > 1e-6:
         raise ValueError(f"attributes: desired shares {attributes} must sum to 1")
     denoiser = getattr(pipe, family.denoiser)
@@ -206,9 +217,20 @@ def debias(pipe, family: Family, concepts: Sequence[str], attributes: dict[str, 
         keep = list(preserve) + [t.format(with_article(c)) for c in on_target for t in templates]
         _solve_layers(denoiser, layers, edit_rows,
                       text_keys.encode(pipe, family, keep) if keep else None,
-                      key_policy, lam, s_e, s_p)
+                      key_policy, preserve_positions, lam, s_e, s_p)
         pending = off
     return {l.name: modules[l.name].weight.detach().cpu().clone() for l in layers}, log
+
+
+def protocol(cfg, layers: Sequence[str]) -> dict:
+    """The resolved UCE protocol settings of docs/protocol.md, under the table's names."""
+    p = cfg.uce
+    out = {"key_policy": p.key_policy, "preserve": list(p.preserve), "s_p": p.s_p,
+           "preserve_positions": p.preserve_positions, "lam": p.lam, "s_e": p.s_e,
+           "layers": list(layers)}
+    if cfg.task == "debias":
+        out["classifier"] = p.classifier
+    return out
 
 
 def run(pipe, family: Family, cfg, cache_dir: Path, progress: bool = True
@@ -220,9 +242,10 @@ def run(pipe, family: Family, cfg, cache_dir: Path, progress: bool = True
 
     p = cfg.uce
     concepts = list(cfg.concepts)
+    common = {"preserve": p.preserve, "lam": p.lam, "s_e": p.s_e, "s_p": p.s_p,
+              "key_policy": p.key_policy, "preserve_positions": p.preserve_positions}
     if cfg.task in ("unsafe", "erase"):
-        weights = erase(pipe, family, concepts, guide=p.guide, preserve=p.preserve, lam=p.lam,
-                        s_e=p.s_e, s_p=p.s_p, key_policy=p.key_policy)
+        weights = erase(pipe, family, concepts, guide=p.guide, **common)
         details = {"concepts": concepts, "guide": p.guide, "preserve": list(p.preserve)}
     else:
         from robust_edit.scorers.clip import ClipScorer
@@ -243,11 +266,11 @@ def run(pipe, family: Family, cfg, cache_dir: Path, progress: bool = True
             generate=lambda prompts, seeds: generate_images(pipe, prompts, seeds, settings,
                                                             desc="debias images"),
             images_per_concept=p.images_per_concept, tolerance=p.tolerance,
-            max_iterations=p.max_iterations, step=p.step, lam=p.lam, s_e=p.s_e,
-            s_p=p.s_p, preserve=p.preserve, key_policy=p.key_policy, seed=cfg.seed, progress=report)
+            max_iterations=p.max_iterations, step=p.step, seed=cfg.seed, progress=report,
+            **common)
         details = {"concepts": concepts, "attributes": attributes, "attribute_texts": texts,
                    "classifier": p.classifier, "generation": asdict(settings),
                    "iterations": [e.to_dict() for e in log]}
     tensors = {f"{family.denoiser}.{name}.weight": w for name, w in weights.items()}
-    return tensors, {**details, "key_policy": p.key_policy}
-
+    layers = [f"{family.denoiser}.{name}" for name in weights]
+    return tensors, {**details, "key_policy": p.key_policy, "protocol": protocol(cfg, layers)}

@@ -42,7 +42,19 @@ DEFAULTS = TaskDefaults(
         + [f"on a {b} background" for b in V.BACKGROUNDS]
         + [V.with_article(n) for n in V.NOUNS] + ["a person", "a tall person", "a short person"]),
     # Safe prompts of the unsafe task are also scored for adherence to what they name.
-    extra_scorers={"unsafe": ("world_adherence",)})
+    extra_scorers={"unsafe": ("world_adherence",)},
+    # UCE protocol settings where the world keeps its measured values, not the reference's
+    # (docs/protocol.md). The world ships one CLIP-style scorer, no ViT-B/32:
+    debias_classifier="world:scorer",
+    # The debias loop was measured (sweeps/quickstart.yaml, tests/edit/test_world_edits.py)
+    # preserving the vocabulary above, not the other professions:
+    debias_preserve="vocabulary",
+    # Erasures were measured with s_p = 1 over that 34-prompt vocabulary (the reference's
+    # max(0.1, 1/34) would weaken its preservation tenfold):
+    erase_s_p=1.0,
+    # ... and with preserve keys from each prompt's last real token (span): the measured
+    # edits, kept bit for bit; "all" adds each preserve prompt's leading tokens.
+    preserve_positions="from_last")
 
 
 class World:
