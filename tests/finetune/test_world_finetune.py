@@ -37,7 +37,8 @@ def controls(pipe) -> dict:
                 if t["kind"] in ("efficacy", "attribute", "unsafe")]
         images = generate_images(pipe, [t["prompt"] for t in todo], [t["seed"] for t in todo],
                                  settings_of(generation), desc=e.name)
-        scores = [(todo[s["item"]]["grp"], s["value"]) for s in labeller.score(images, todo)]
+        group = {t["item"]: t["grp"] for t in todo}  # item numbers are the whole set's
+        scores = [(group[s["item"]], s["value"]) for s in labeller.score(images, todo)]
         if e.task == "debias":
             shares = {g: np.mean([v for h, v in scores if h == g]) for g, _ in scores}
             out["delta"] = {g: float(abs(f - 0.5) / 0.5) for g, f in shares.items()}
@@ -93,7 +94,8 @@ def test_dreambooth_learns_the_subject_and_keeps_the_class(scorer, tmp_path):
     assert report["class_stays_ordinary"] >= 0.80
 
 
-@pytest.mark.xfail(strict=True, reason="measured: unrelated fine-tuning moves the world's "
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="measured: unrelated fine-tuning moves the world's "
                    "controls (docs/world-findings.md); remove when the world holds them")
 @pytest.mark.parametrize("method", ["full", "lora", "dora", "dreambooth"])
 def test_unrelated_fine_tuning_leaves_the_controls(method, base_controls, tmp_path):
