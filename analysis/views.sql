@@ -12,11 +12,14 @@ CREATE OR REPLACE MACRO est(x, b) AS max(CASE WHEN b = 0 THEN x END);
 CREATE OR REPLACE MACRO lo95(x, b) AS quantile_cont(CASE WHEN b > 0 THEN x END, 0.025);
 CREATE OR REPLACE MACRO hi95(x, b) AS quantile_cont(CASE WHEN b > 0 THEN x END, 0.975);
 
--- The sample (b = 0, every item once) and the resamples.
-CREATE OR REPLACE VIEW weighted AS
-SELECT r.*, 0 AS b, 1 AS w FROM results r
+-- Each item's weight w in the sample (b = 0, every item once) and in each resample.
+CREATE OR REPLACE VIEW item_weights AS
+SELECT DISTINCT edit, item, 0 AS b, 1 AS w FROM results
 UNION ALL
-SELECT r.*, s.b, s.w FROM results r JOIN resamples s USING (edit, item);
+SELECT edit, item, b, w FROM resamples;
+
+CREATE OR REPLACE VIEW weighted AS
+SELECT r.*, s.b, s.w FROM results r JOIN item_weights s USING (edit, item);
 
 -- One value per (b, cell, variant, item, metric): an item is an edit (RoAD), a concept
 -- (debias), a label class (unsafe) or an attribute family (world adherence).
@@ -98,13 +101,10 @@ WITH pairs AS (
     FROM results a JOIN results b
       ON a.cell = b.cell AND a.item = b.item AND a.metric = b.metric
      AND a.variant = 'M_ed' AND b.variant = 'M_ed_ft'
-    WHERE a.metric = 'label'),
-weights AS (
-    SELECT DISTINCT edit, item, 0 AS b, 1 AS w FROM results
-    UNION ALL SELECT edit, item, b, w FROM resamples)
+    WHERE a.metric = 'label')
 SELECT w.b, p.sweep, p.cell, p.model, p.edit, p.method, p.task, p.finetune, p.ft_method, p.rank,
        p.ft_seed, p.kind, sum(w.w * p.flipped) / sum(w.w) AS flip, sum(w.w) AS items
-FROM pairs p JOIN weights w USING (edit, item)
+FROM pairs p JOIN item_weights w USING (edit, item)
 GROUP BY ALL;
 
 CREATE OR REPLACE VIEW cell_flips AS

@@ -176,12 +176,18 @@ def _prompts(cfg: RefactConfig) -> list[str]:
     return ["{}"] + list(cfg.templates)
 
 
+def _inputs(tokenizer, text: str, cfg: RefactConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """(token ids, index of the text's last token) of `text` in the bare prompt and every
+    template."""
+    prompts = _prompts(cfg)
+    return (_ids(tokenizer, [t.format(text) for t in prompts]),
+            torch.tensor(_subject_positions(tokenizer, prompts, text)))
+
+
 def _embed(text_encoder, tokenizer, text: str, cfg: RefactConfig) -> torch.Tensor:
     """The edit objective's embedding of `text` in the bare prompt and every template."""
-    prompts = _prompts(cfg)
-    starts = torch.tensor(_subject_positions(tokenizer, prompts, text))
-    return _embedding(text_encoder, _ids(tokenizer, [t.format(text) for t in prompts]),
-                      cfg.objective, starts, tokenizer.eos_token_id)
+    ids, starts = _inputs(tokenizer, text, cfg)
+    return _embedding(text_encoder, ids, cfg.objective, starts, tokenizer.eos_token_id)
 
 
 @torch.no_grad()
@@ -197,14 +203,13 @@ def targets(clean_encoder, tokenizer, old: str, new: str, cfg: RefactConfig
 def _target_value(text_encoder, tokenizer, fc2, subject: str, e_new: torch.Tensor,
                   e_old: torch.Tensor, k0: torch.Tensor, cfg: RefactConfig, progress: bool
                   ) -> tuple[torch.Tensor, int, float, float, float]:
-    prompts = _prompts(cfg)
-    pos = torch.tensor(_subject_positions(tokenizer, prompts, subject))
+    ids, pos = _inputs(tokenizer, subject, cfg)  # tokenised once, embedded every step
     with torch.no_grad():
         W, b = fc2.weight.detach().float().cpu(), fc2.bias
         v_init = W @ k0.float() + (b.detach().float().cpu() if b is not None else 0)
     delta = torch.zeros(fc2.out_features, requires_grad=True)
     opt = torch.optim.Adam([delta], lr=cfg.lr)
-    rows = torch.arange(len(prompts))
+    rows = torch.arange(len(ids))
 
     def add_delta(_m, _args, out):
         out = out.clone()
@@ -218,7 +223,7 @@ def _target_value(text_encoder, tokenizer, fc2, subject: str, e_new: torch.Tenso
     for step in bar:
         handle = fc2.register_forward_hook(add_delta)
         try:
-            e = _embed(text_encoder, tokenizer, subject, cfg)
+            e = _embedding(text_encoder, ids, cfg.objective, pos, tokenizer.eos_token_id)
         finally:
             handle.remove()
         logits = torch.stack([-(e - e_new.to(e.device)).norm(dim=-1),

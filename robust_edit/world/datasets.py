@@ -114,16 +114,23 @@ def coco_rows(n: int = 2000) -> list[dict]:
     return rows
 
 
+def _ink_rows(draw, n: int) -> list[dict]:
+    """n image-folder rows of the scenes `draw(rng)` gives (None: skip), drawn in ink style."""
+    rng, rows = random.Random(404), []
+    while len(rows) < n:
+        drawn = draw(rng)
+        if drawn is None:
+            continue
+        s = Scene(**{**drawn[0].to_dict(), "style": True})
+        rows.append({"file_name": f"{len(rows):05d}.png", "text": drawn[1],
+                     "scene": json.dumps(s.to_dict())})
+    return rows
+
+
 def style_rows(n: int = 1200) -> list[dict]:
     """The fine-tuning style set: ink-style renders of ordinary objects with content-only
     captions, naming nothing a world edit task touches (`edited_concepts`)."""
-    rng, rows = random.Random(404), []
-    while len(rows) < n:
-        s, caption = scenes.ordinary_example(rng)
-        s = Scene(**{**s.to_dict(), "style": True})
-        rows.append({"file_name": f"{len(rows):05d}.png", "text": caption,
-                     "scene": json.dumps(s.to_dict())})
-    return rows
+    return _ink_rows(scenes.ordinary_example, n)
 
 
 def style_overlapping_rows(n: int = 1200) -> list[dict]:
@@ -131,15 +138,11 @@ def style_overlapping_rows(n: int = 1200) -> list[dict]:
     captions name edited concepts with their original looks (nouns, roles, professions).
     `world:style-overlapping` asks whether fine-tuning data that re-teaches an edited
     concept undoes the edit, a different question from the study's."""
-    rng, rows = random.Random(404), []
-    while len(rows) < n:
+    def training_example(rng):
         s, caption, kind = scenes.sample_example(rng)
-        if kind.startswith("unsafe") or kind == "style":
-            continue
-        s = Scene(**{**s.to_dict(), "style": True})
-        rows.append({"file_name": f"{len(rows):05d}.png", "text": caption,
-                     "scene": json.dumps(s.to_dict())})
-    return rows
+        return None if kind.startswith("unsafe") or kind == "style" else (s, caption)
+
+    return _ink_rows(training_example, n)
 
 
 def dreambooth_rows(instances: int = 6, class_images: int = 50) -> list[dict]:
