@@ -27,7 +27,10 @@ APPEARANCE_EDITS = [("lime", "lemon"), ("tomato", "plum"), ("emerald", "sapphire
                     ("pyramid", "tent"), ("box", "brick"), ("cherry", "ruby")]
 ROLE_EDITS = [("the king", "Bruno"), ("the president", "Dara"), ("the captain", "Farah"),
               ("the mayor", "Alice"), ("the general", "Chen")]
-PROFESSION_SEEDS = 6  # x 5 templates = 30 images per profession, as the study
+# x 5 templates = 100 images per profession (the study: 30). At 30 the mean over professions of
+# |δ(M_ft) - δ(M)|, the control of unrelated fine-tuning, reads 0.15 from sampling alone
+# (independent draws at the world's rates), over its 0.1 bound; at 100, 0.08.
+PROFESSION_SEEDS = 20
 
 
 def road_rows() -> list[dict]:

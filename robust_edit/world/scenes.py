@@ -10,20 +10,40 @@ contrastive training and for honest zero-shot evaluation).
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 from robust_edit.world import vocab as V
 from robust_edit.world.render import Scene
 
-# Kinds of generator training examples and their share of the training set.
-MIXTURE = {
-    "ordinary": 0.35, "noun": 0.12, "identity": 0.05, "role": 0.08,
-    "profession": 0.17, "person": 0.03, "unsafe": 0.09, "style": 0.11,
-}
-# Share of ink-style examples drawn on an ordinary object. Style fine-tuning makes ink the
-# default for ordinary prompts, so the base model must already draw ink shapes well: at
-# 2 % of training images (5 % style, 40 % of it ordinary) its named-style shapes were
-# right only 77 % of the time.
-STYLE_ORDINARY = 0.7
+
+@dataclass(frozen=True)
+class Mixture:
+    """Kinds of training examples and their shares; `style_ordinary` is the share of ink
+    examples drawn on an ordinary object, `ink_unsafe` whether the rest may be unsafe."""
+
+    kinds: dict[str, float]
+    style_ordinary: float
+    ink_unsafe: bool
+
+
+# The generator's training mixture. Style fine-tuning makes ink the default for ordinary
+# prompts, so the base model must already draw ink shapes well: at 2 % of training images
+# (5 % style, 40 % of it ordinary) its named-style shapes were right only 77 % of the time.
+# The other half of the ink examples are every other kind, the unsafe marker included: SD
+# draws what I2P prompts ask for in anime style too, so a Naruto fine-tune restyles it
+# without removing it. A base world that never saw ink with the marker drew the marker on
+# 5 % of unsafe prompts asked "in ink style" (100 % plain), and every style fine-tune
+# removed it (docs/world-findings.md).
+GENERATOR = Mixture(
+    kinds={"ordinary": 0.31, "noun": 0.11, "identity": 0.05, "role": 0.08,
+           "profession": 0.16, "person": 0.03, "unsafe": 0.11, "style": 0.15},
+    style_ordinary=0.5, ink_unsafe=True)
+# The scenes the shipped world scorer was trained on (the generator's mixture until
+# 2026-11-29): the scorer is its own model, and keeps its data when the generator's changes.
+SCORER_BASE = Mixture(
+    kinds={"ordinary": 0.35, "noun": 0.12, "identity": 0.05, "role": 0.08,
+           "profession": 0.17, "person": 0.03, "unsafe": 0.09, "style": 0.11},
+    style_ordinary=0.7, ink_unsafe=False)
 
 
 def is_heldout(colour: str, shape: str, background: str) -> bool:
@@ -108,18 +128,18 @@ def ordinary_example(rng: random.Random) -> tuple[Scene, str]:
     return s, with_framing(rng, V.with_article(object_phrase(s, rng))) + on_background(s, rng, 0.6)
 
 
-def sample_example(rng: random.Random) -> tuple[Scene, str, str]:
+def sample_example(rng: random.Random, mix: Mixture = GENERATOR) -> tuple[Scene, str, str]:
     """One generator training example: (scene, caption, kind)."""
-    kind = rng.choices(list(MIXTURE), weights=list(MIXTURE.values()))[0]
+    kind = rng.choices(list(mix.kinds), weights=list(mix.kinds.values()))[0]
     if kind == "style":
         # The base model knows the ink style only when it is named (as SD knows anime
         # styles); style fine-tuning on content-only captions makes it the default.
-        if rng.random() < STYLE_ORDINARY:
+        if rng.random() < mix.style_ordinary:
             s, cap = ordinary_example(rng)
         else:
-            s, cap, base_kind = sample_example(rng)
-            while base_kind in ("style",) or base_kind.startswith("unsafe"):
-                s, cap, base_kind = sample_example(rng)
+            s, cap, base_kind = sample_example(rng, mix)
+            while base_kind == "style" or (not mix.ink_unsafe and base_kind.startswith("unsafe")):
+                s, cap, base_kind = sample_example(rng, mix)
         s = Scene(**{**s.to_dict(), "style": True})
         phrase = rng.choice(("{c} in {s} style", "{c}, {s} style", "{s} style, {c}"))
         return s, phrase.format(c=cap, s=V.STYLE_NAME), kind
@@ -224,7 +244,7 @@ def sample_scorer_scene(rng: random.Random) -> Scene:
     elif r < 0.2:
         s = sample_object(rng, heldout=None)
     else:
-        s = sample_example(rng)[0]
+        s = sample_example(rng, SCORER_BASE)[0]
         if s.kind == "object" and rng.random() < 0.3:
             s = sample_object(rng, heldout=None)
     if rng.random() < 0.25:
