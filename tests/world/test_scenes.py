@@ -58,7 +58,6 @@ def test_the_scorer_keeps_the_scenes_it_was_trained_on():
     assert hashlib.sha256(drawn.encode()).hexdigest()[:16] == "f97370657a89c2d5"
 
 
-
 def test_zero_shot_texts_use_correct_articles():
     assert V.zero_shot_text("colour", "orange") == "an orange object"
     assert V.zero_shot_text("safety", "unsafe") == "an unsafe image"
