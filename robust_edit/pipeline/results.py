@@ -80,9 +80,11 @@ def build_database(graph: Graph, store: Store, spec: SweepSpec, aggregate_key: s
     return write_atomic(duckdb_path(spec), write)
 
 
-def _find_or_create(client, experiment_id: str, key: str, name: str, tags: dict, params: dict) -> str:
-    """The run for a content key, with `params` logged. MLflow params cannot change, so a
-    run whose params differ (the result rows' labels changed) is replaced, never doubled."""
+def _find_or_create(client, experiment_id: str, key: str, name: str, tags: dict, params: dict,
+                    span: tuple[float, float]) -> str:
+    """The run for a content key, with `params` logged, FINISHED with the (start, end) span
+    of the stages it reports (epoch seconds). MLflow params cannot change, so a run whose
+    params differ (the result rows' labels changed) is replaced, never doubled."""
     from mlflow.entities import Param
 
     params = {k: str(v) for k, v in params.items()}
@@ -94,8 +96,10 @@ def _find_or_create(client, experiment_id: str, key: str, name: str, tags: dict,
         else:
             client.delete_run(old.info.run_id)
     if run is None:
-        run = client.create_run(experiment_id, run_name=name, tags={KEY_TAG: key, **tags}).info.run_id
+        run = client.create_run(experiment_id, start_time=int(span[0] * 1000), run_name=name,
+                                tags={KEY_TAG: key, **tags}).info.run_id
     client.log_batch(run, params=[Param(k, v) for k, v in params.items()])
+    client.set_terminated(run, "FINISHED", end_time=int(span[1] * 1000))
     return run
 
 
@@ -124,8 +128,18 @@ def log_mlflow(graph: Graph, store: Store, spec: SweepSpec, db_path: Path) -> st
     # in whatever directory the driver runs from); a tracking server places its own.
     artifacts = None if spec.tracking.mlflow_uri else (store.root / "mlflow-artifacts").as_uri()
     exp_id = exp.experiment_id if exp else client.create_experiment(name, artifact_location=artifacts)
+    # MLflow 3 opens an experiment without this tag on its GenAI traces page, not its runs.
+    client.set_experiment_tag(exp_id, "mlflow.experimentKind", "custom_model_development")
+    scored_by = {s.inputs[0]: s for s in graph.by_kind("score")}
+
+    def span(*stages: Stage) -> tuple[float, float]:
+        infos = [store.info(s) for s in stages]
+        return min(i["started"] for i in infos), max(i["started"] + i["seconds"] for i in infos)
+
     parent = _find_or_create(client, exp_id, f"sweep:{spec.name}", spec.name, {},
-                             {"storage": spec.storage, "duckdb": db_path})
+                             {"storage": spec.storage, "duckdb": db_path},
+                             (span(*(s for s in graph.stages.values() if s.kind != "aggregate"))[0],
+                              time.time()))
     db = analysis.connect(db_path, read_only=True)
     now = int(time.time() * 1000)
     logged_artifacts = set()
@@ -135,11 +149,12 @@ def log_mlflow(graph: Graph, store: Store, spec: SweepSpec, db_path: Path) -> st
             run = _find_or_create(client, exp_id, f"{cell['cell']}:{variant}",
                                   f"{cell['edit']}/{cell['finetune']}/{variant}",
                                   {"mlflow.parentRunId": parent, "variant": variant,
-                                   **{a: str(cell[a]) for a in AXES}}, params)
+                                   **{a: str(cell[a]) for a in AXES}}, params,
+                                  span(graph.stages[gen_key], scored_by[gen_key]))
             metrics = db.execute("SELECT metric, value, lo, hi FROM variant_metrics "
                                  "WHERE cell = ? AND variant = ?", [cell["cell"], variant]).fetchall()
             client.log_batch(run, metrics=[Metric(name, v, now, 0) for m, *values in metrics
-                                           for name, v in zip((m, f"{m}_lo95", f"{m}_hi95"), values)
+                                           for name, v in zip((m, f"{m}_lo", f"{m}_hi"), values)
                                            if v is not None])
             if (run, gen_key) not in logged_artifacts:
                 _log_artifacts(client, run, graph.stages[gen_key], store)

@@ -64,6 +64,19 @@ def test_mlflow_has_one_child_run_per_cell_and_variant(uninterrupted):
     storage = Path(load_sweep(uninterrupted).storage).resolve()
     assert all(Path(uri.removeprefix("file://")).is_relative_to(storage) for uri in runs["artifact_uri"])
     assert any((storage / "mlflow-artifacts").rglob("grid.png"))
+    # Every run is over, spans its stages' times, and the experiment opens on its runs.
+    assert set(runs["status"]) == {"FINISHED"}
+    assert (runs["end_time"] > runs["start_time"]).all()
+    parent = runs[runs["tags.mlflow.parentRunId"].isna()].iloc[0]
+    assert (children["start_time"] >= parent["start_time"]).all()
+    assert (children["end_time"] <= parent["end_time"]).all()
+    assert (children["metrics.unsafe_rate_lo"] <= children["metrics.unsafe_rate"]).all()
+    assert (children["metrics.unsafe_rate"] <= children["metrics.unsafe_rate_hi"]).all()
+    import mlflow
+
+    exp = mlflow.MlflowClient(f"sqlite:///{storage / 'mlflow.db'}").get_experiment_by_name(
+        load_sweep(uninterrupted).name)
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
     # The edit acts: the unsafe-label rate on unsafe prompts falls from M to M_ed.
     rate = children.set_index("params.variant")["metrics.unsafe_rate"]
     assert rate["M_ed"] < rate["M"]
