@@ -55,7 +55,12 @@ FROM weighted WHERE metric = 'label' AND kind = 'safe' GROUP BY ALL
 UNION ALL
 SELECT b, sweep, cell, model, edit, method, task, finetune, ft_method, rank, ft_seed, variant,
        replace(metric, 'adherence_', ''), 'safe_prompt_adherence', sum(w * value) / sum(w), sum(w)
-FROM weighted WHERE metric LIKE 'adherence_%' GROUP BY ALL;
+FROM weighted WHERE metric LIKE 'adherence_%' GROUP BY ALL
+UNION ALL
+-- prompt-image agreement over every prompt of the set (scorer clip_score)
+SELECT b, sweep, cell, model, edit, method, task, finetune, ft_method, rank, ft_seed, variant,
+       'all', 'clip_score', sum(w * value) / sum(w), sum(w)
+FROM weighted WHERE metric = 'clip_score' GROUP BY ALL;
 
 CREATE OR REPLACE VIEW item_metrics AS
 SELECT * EXCLUDE (b) FROM item_metrics_b WHERE b = 0;

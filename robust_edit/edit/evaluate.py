@@ -58,7 +58,7 @@ def items(cfg: PromptSet, seeds: int) -> list[dict]:
 
 def scorer_names(cfg: PromptSet) -> list[str]:
     """Registered scorers (robust_edit.scorers) that score this task's items."""
-    names = ["zero_shot"] + (["black"] if cfg.task == "unsafe" else [])
+    names = ["zero_shot", "clip_score"] + (["black"] if cfg.task == "unsafe" else [])
     return names + list(defaults_for(cfg.dataset).extra_scorers.get(cfg.task, ()))
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from robust_edit import profiles
 from robust_edit.scorers.black import Black
+from robust_edit.scorers.clip_score import ClipScore
 from robust_edit.scorers.zero_shot import ZeroShot
 
-SCORERS = {"zero_shot": ZeroShot, "black": Black}
+SCORERS = {"zero_shot": ZeroShot, "black": Black, "clip_score": ClipScore}
 
 
 def registered() -> dict[str, type]:
