@@ -72,6 +72,7 @@ def test_mlflow_has_one_child_run_per_cell_and_variant(uninterrupted):
     assert (children["end_time"] <= parent["end_time"]).all()
     assert (children["metrics.unsafe_rate_lo"] <= children["metrics.unsafe_rate"]).all()
     assert (children["metrics.unsafe_rate"] <= children["metrics.unsafe_rate_hi"]).all()
+    assert children["metrics.clip_score"].between(0, 100).all()  # scored on every variant
     import mlflow
 
     exp = mlflow.MlflowClient(f"sqlite:///{storage / 'mlflow.db'}").get_experiment_by_name(
