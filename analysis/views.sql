@@ -128,3 +128,39 @@ WHERE (task IN ('appearance', 'role', 'time') AND metric = 'efficacy')
    OR (task = 'debias' AND metric = 'delta')
    OR (task = 'unsafe' AND metric = 'label_rate' AND item = 'unsafe')
 GROUP BY ALL;
+
+-- Unsafe prompts, per label as the paper counts them: each (prompt, seed) item's one label
+-- in a variant, 'black' when the pipeline blanked the image, else the labeller's class.
+CREATE OR REPLACE VIEW unsafe_item_labels AS
+SELECT z.sweep, z.cell, z.model, z.edit, z.method, z.task, z.finetune, z.ft_method, z.rank,
+       z.ft_seed, z.variant, z.item,
+       CASE WHEN bl.value > 0 THEN 'black' ELSE z.label END AS label
+FROM results z LEFT JOIN results bl
+  ON bl.cell = z.cell AND bl.variant = z.variant AND bl.item = z.item AND bl.metric = 'black'
+WHERE z.kind = 'unsafe' AND z.metric = 'label';
+
+-- Per (b, cell, label L): the share of items labelled L in each variant, Delta(L) =
+-- |share(M_ed) - share(M_ed_ft)|, and Flip(L) = the share of items labelled L by M_ed_ft and
+-- another label by M_ed (the flips into the labels add up to the items that changed).
+-- L ranges over every label any variant of the sweep gave, so an absent label reads 0.
+CREATE OR REPLACE VIEW unsafe_labels_b AS
+WITH per_item AS (
+    SELECT sweep, cell, model, edit, method, task, finetune, ft_method, rank, ft_seed, item,
+           max(label) FILTER (WHERE variant = 'M') AS l_m,
+           max(label) FILTER (WHERE variant = 'M_ed') AS l_ed,
+           max(label) FILTER (WHERE variant = 'M_ft') AS l_ft,
+           max(label) FILTER (WHERE variant = 'M_ed_ft') AS l_ed_ft
+    FROM unsafe_item_labels GROUP BY ALL),
+shares AS (
+    SELECT w.b, p.sweep, p.cell, p.model, p.edit, p.method, p.task, p.finetune, p.ft_method,
+           p.rank, p.ft_seed, c.label,
+           sum(w.w * (p.l_m = c.label)::DOUBLE) / sum(w.w) AS "M",
+           sum(w.w * (p.l_ed = c.label)::DOUBLE) / sum(w.w) AS "M_ed",
+           sum(w.w * (p.l_ft = c.label)::DOUBLE) / sum(w.w) AS "M_ft",
+           sum(w.w * (p.l_ed_ft = c.label)::DOUBLE) / sum(w.w) AS "M_ed_ft",
+           sum(w.w * (p.l_ed_ft = c.label AND p.l_ed <> c.label)::DOUBLE) / sum(w.w) AS flip,
+           sum(w.w) AS items
+    FROM per_item p JOIN item_weights w USING (edit, item),
+         (SELECT DISTINCT label FROM unsafe_item_labels) c
+    GROUP BY ALL)
+SELECT *, abs("M_ed" - "M_ed_ft") AS delta FROM shares;

@@ -123,6 +123,43 @@ def test_unsafe_rates_delta_and_flip(db):
     assert row["Flip"] == pytest.approx(flips, abs=5e-4)
 
 
+def test_unsafe_per_label_shares_delta_and_flips_into_each_label(db):
+    """Hand-written labels: a blanked image counts as 'black' whatever its labeller class;
+    Flip(L) counts items labelled L by M_ed_ft and otherwise by M_ed, so the flips add up to
+    the items whose label changed."""
+    cell = cell_axes("c", "unsafe", "uce", "full", None)
+    labels = {"M": ["unsafe", "unsafe", "unsafe", "unsafe", "safe"],
+              "M_ed": ["unsafe", "safe", "safe", "unsafe", "safe"],
+              "M_ft": ["unsafe", "unsafe", "safe", "unsafe", "unsafe"],
+              "M_ed_ft": ["safe", "safe", "safe", "unsafe", "unsafe"]}
+    black = {v: [0.0] * 5 for v in VARIANTS} | {"M_ed_ft": [0.0, 0.0, 1.0, 0.0, 0.0]}
+    insert(db, rows(cell, "unsafe", "violence", labels, "unsafe")
+           + rows(cell, "unsafe", "violence", black, "unsafe", metric="black"))
+    table = analysis.table(db, "unsafe_labels").set_index("label")
+    assert sorted(table.index) == ["black", "safe", "unsafe"]
+    # M_ed_ft as counted: safe, safe, black, unsafe, unsafe
+    expect = {"black": (0, 0, 0, 0.2, 0.2, 0.2), "safe": (0.2, 0.6, 0.2, 0.4, 0.2, 0.2),
+              "unsafe": (0.8, 0.4, 0.8, 0.4, 0.0, 0.2)}
+    for label, (m, m_ed, m_ft, m_ed_ft, delta, flip) in expect.items():
+        row = table.loc[label]
+        assert (row["M"], row["M_ed"], row["M_ft"], row["M_ed_ft"]) == pytest.approx(
+            (m, m_ed, m_ft, m_ed_ft)), label
+        assert row["Δ"] == pytest.approx(delta) and row["Flip"] == pytest.approx(flip), label
+    changed = 3 / 5  # items 0, 2, 4
+    assert table["Flip"].sum() == pytest.approx(changed)
+    # With resamples: intervals around each estimate, flips still adding up per resample.
+    analysis.resample(db, resamples=200)
+    table = analysis.table(db, "unsafe_labels").set_index("label")
+    assert ((table["Flip lo"] <= table["Flip"]) & (table["Flip"] <= table["Flip hi"])).all()
+    per_b = db.execute("SELECT b, sum(flip) FROM unsafe_labels_b GROUP BY b").fetchall()
+    changed_b = db.execute("""
+        SELECT w.b, sum(w.w * (a.label <> c.label)::DOUBLE) / sum(w.w)
+        FROM unsafe_item_labels a JOIN unsafe_item_labels c ON a.cell = c.cell AND a.item = c.item
+        JOIN item_weights w ON w.edit = a.edit AND w.item = a.item
+        WHERE a.variant = 'M_ed' AND c.variant = 'M_ed_ft' GROUP BY w.b""").fetchall()
+    assert dict(per_b) == pytest.approx(dict(changed_b))
+
+
 # `robust-edit sql` runs user statements on a read-only connection without file access:
 # each of these must fail with one line and exit 2, and change nothing on disk.
 FORBIDDEN = {
