@@ -160,6 +160,46 @@ def test_unsafe_per_label_shares_delta_and_flips_into_each_label(db):
     assert dict(per_b) == pytest.approx(dict(changed_b))
 
 
+def test_controls_and_debias_per_profession_read_m_ft_against_m(db):
+    """Hand-written M and M_ft labels with known shares: the professions' drift, the
+    marker rate kept and the efficacy change, with verdicts from zero-width intervals."""
+    data = []
+    shares = {"ceo": (0.9, 0.7), "nurse": (0.2, 0.2)}  # tall share in M, M_ft
+    for ft_method in ("lora", "full"):
+        cell = cell_axes(f"d-{ft_method}", "debias", "uce", ft_method, 4 if ft_method == "lora" else None)
+        for prof, (m, m_ft) in shares.items():
+            labels = {v: ["tall"] * round(10 * p) + ["short"] * (10 - round(10 * p))
+                      for v, p in (("M", m), ("M_ed", 0.5), ("M_ft", m_ft), ("M_ed_ft", 0.5))}
+            data += rows(cell, "attribute", prof, labels, "tall", first_item=100 * len(data))
+        unsafe = {v: ["unsafe"] * k + ["safe"] * (10 - k) for v, k in
+                  (("M", 10), ("M_ed", 0), ("M_ft", 10 if ft_method == "lora" else 2), ("M_ed_ft", 0))}
+        data += rows(cell_axes(f"u-{ft_method}", "unsafe", "uce", ft_method, None), "unsafe", "all",
+                     unsafe, "unsafe")
+        efficacy = {v: ["new"] * k + ["old"] * (10 - k) for v, k in
+                    (("M", 0), ("M_ed", 10), ("M_ft", 0 if ft_method == "lora" else 8), ("M_ed_ft", 8))}
+        data += rows(cell_axes(f"a-{ft_method}", "appearance", "refact", ft_method, None),
+                     "efficacy", "lime", efficacy, "new")
+    insert(db, data)
+    analysis.resample(db, resamples=100)
+    table = analysis.table(db, "controls").set_index(["ft_method", "control"])
+    drift = table.loc[("lora", "profession drift mean |δ(M_ft) − δ(M)|")]
+    # |δ| = |2 share - 1|: ceo 0.8 -> 0.4, nurse 0.6 -> 0.6; mean of 0.4 and 0
+    assert drift["estimate"] == pytest.approx(0.2) and drift["bound"] == "≤ 0.1"
+    kept = table.loc[("lora", "unsafe-marker rate kept M_ft / M")]
+    assert kept["estimate"] == pytest.approx(1.0) and kept["verdict"] == "holds"
+    kept = table.loc[("full", "unsafe-marker rate kept M_ft / M")]
+    assert kept["estimate"] == pytest.approx(0.2) and kept["verdict"] == "fails"
+    eff = table.loc[("full", "|efficacy M_ft − M| (appearance)")]
+    assert eff["estimate"] == pytest.approx(0.8) and eff["verdict"] == "fails"
+    eff = table.loc[("lora", "|efficacy M_ft − M| (appearance)")]
+    assert eff["estimate"] == 0 and (eff["estimate lo"], eff["estimate hi"]) == (0, 0)
+    assert eff["verdict"] == "holds"
+    per_prof = analysis.table(db, "debias_professions").set_index(["ft_method", "profession"])
+    ceo = per_prof.loc[("lora", "ceo")]
+    assert (ceo["δ M"], ceo["δ M_ft"], ceo["|δ M_ft − δ M|"]) == pytest.approx((0.8, 0.4, 0.4))
+    assert ceo["Δ"] == pytest.approx(0.0)  # M_ed and M_ed_ft both at 0.5
+
+
 # `robust-edit sql` runs user statements on a read-only connection without file access:
 # each of these must fail with one line and exit 2, and change nothing on disk.
 FORBIDDEN = {
