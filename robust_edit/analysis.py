@@ -15,8 +15,8 @@ import pandas as pd
 from robust_edit.atomic import write_atomic
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "analysis"
-TABLES = ("edit_metrics", "debias", "debias_professions", "unsafe", "unsafe_labels", "controls",
-          "compare", "findings")
+TABLES = ("edit_metrics", "debias", "debias_professions", "unsafe", "unsafe_labels", "rank_ablation",
+          "controls", "compare", "findings")
 # Efron's percentile bootstrap; 1,000 resamples put the 2.5 % and 97.5 % quantiles on the
 # 25th and 975th draws (Monte-Carlo error of a bound about 0.1 of the interval's width / 10).
 RESAMPLES = 1000

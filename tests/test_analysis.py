@@ -200,6 +200,21 @@ def test_controls_and_debias_per_profession_read_m_ft_against_m(db):
     assert ceo["Δ"] == pytest.approx(0.0)  # M_ed and M_ed_ft both at 0.5
 
 
+def test_rank_ablation_spreads_over_ranks_and_leaves_single_rank_methods_out(db):
+    efficacy = {("lora", 4): 9, ("lora", 8): 6, ("lora", 16): 3, ("dora", 4): 7}  # of 10, M_ed_ft
+    for (ft_method, rank), k in efficacy.items():
+        labels = {"M": ["old"] * 10, "M_ed": ["new"] * 10, "M_ft": ["old"] * 10,
+                  "M_ed_ft": ["new"] * k + ["old"] * (10 - k)}
+        insert(db, rows(cell_axes(f"{ft_method}{rank}", "appearance", "refact", ft_method, rank),
+                        "efficacy", "lime", labels, "new"))
+    table = analysis.table(db, "rank_ablation")
+    assert set(table["ft_method"]) == {"lora"} and sorted(table["rank"]) == [4, 8, 16]
+    assert table.set_index("rank")["M_ed_ft"].to_dict() == pytest.approx({4: 0.9, 8: 0.6, 16: 0.3})
+    assert table.set_index("rank")["Δ"].to_dict() == pytest.approx({4: 0.1, 8: 0.4, 16: 0.7})
+    assert table["M_ed_ft std over ranks"].tolist() == pytest.approx([statistics.stdev([0.9, 0.6, 0.3])] * 3)
+    assert table["Δ std over ranks"].tolist() == pytest.approx([statistics.stdev([0.1, 0.4, 0.7])] * 3)
+
+
 # `robust-edit sql` runs user statements on a read-only connection without file access:
 # each of these must fail with one line and exit 2, and change nothing on disk.
 FORBIDDEN = {
