@@ -31,6 +31,18 @@ def mlflow_uri(spec: SweepSpec) -> str:
     return spec.tracking.mlflow_uri or f"sqlite:///{Store(spec.storage).root / 'mlflow.db'}"
 
 
+def mlflow_runs_page(spec: SweepSpec) -> str:
+    """The sweep's runs table in the MLflow UI: `mlflow ui`'s default address for the
+    embedded store, the server's own for a tracking server. MLflow 3's UI opens an
+    experiment on its GenAI overview unless the address asks for the model-training view."""
+    import mlflow
+
+    uri = mlflow_uri(spec)
+    exp = mlflow.MlflowClient(uri).get_experiment_by_name(spec.tracking.experiment or spec.name)
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    return f"{base}/#/experiments/{exp.experiment_id}?workflowType=machine_learning"
+
+
 def score_of(graph: Graph) -> dict[str, Stage]:
     """generate key -> its score stage."""
     return {s.inputs[0]: s for s in graph.by_kind("score")}
@@ -128,7 +140,7 @@ def log_mlflow(graph: Graph, store: Store, spec: SweepSpec, db_path: Path) -> st
     # in whatever directory the driver runs from); a tracking server places its own.
     artifacts = None if spec.tracking.mlflow_uri else (store.root / "mlflow-artifacts").as_uri()
     exp_id = exp.experiment_id if exp else client.create_experiment(name, artifact_location=artifacts)
-    # MLflow 3 opens an experiment without this tag on its GenAI traces page, not its runs.
+    # MLflow 3's experiment kind (its UI's "experiment type"): model development, not GenAI.
     client.set_experiment_tag(exp_id, "mlflow.experimentKind", "custom_model_development")
     scored_by = {s.inputs[0]: s for s in graph.by_kind("score")}
 

@@ -78,6 +78,11 @@ def test_mlflow_has_one_child_run_per_cell_and_variant(uninterrupted):
     exp = mlflow.MlflowClient(f"sqlite:///{storage / 'mlflow.db'}").get_experiment_by_name(
         load_sweep(uninterrupted).name)
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    # The printed address opens the runs table (MLflow 3 opens on its GenAI overview otherwise).
+    from robust_edit.pipeline.results import mlflow_runs_page
+
+    assert mlflow_runs_page(load_sweep(uninterrupted)) == (
+        f"http://127.0.0.1:5000/#/experiments/{exp.experiment_id}?workflowType=machine_learning")
     # The edit acts: the unsafe-label rate on unsafe prompts falls from M to M_ed.
     rate = children.set_index("params.variant")["metrics.unsafe_rate"]
     assert rate["M_ed"] < rate["M"]

@@ -58,10 +58,10 @@ def test_sweeps_sharing_a_storage_each_get_their_own_tables(tmp_path):
     again = run(a, quiet=True)
     assert again["executed"] == 1  # the aggregate, rebuilt: b had written the database since
     assert again["tables"] == first["tables"] and "renamed" not in again["tables"]["unsafe"]
-    # Only this sweep's tables: unsafe, and the findings it can speak to (no edit_metrics,
-    # debias or compare left over from elsewhere).
+    # Only this sweep's tables: unsafe (per cell and per label), its controls and the
+    # findings it can speak to (no edit_metrics, debias or compare left over from elsewhere).
     assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == [
-        "findings.csv", "findings.md", "unsafe.csv", "unsafe.md"]
+        f"{t}.{x}" for t in ("controls", "findings", "unsafe", "unsafe_labels") for x in ("csv", "md")]
     assert run(a, quiet=True)["executed"] == 0
 
 
