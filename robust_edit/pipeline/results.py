@@ -43,6 +43,15 @@ def mlflow_runs_page(spec: SweepSpec) -> str:
     return f"{base}/#/experiments/{exp.experiment_id}?workflowType=machine_learning"
 
 
+def mlflow_open(spec: SweepSpec) -> str:
+    """How to see the sweep's runs: a tracking server's page, or `mlflow ui` on the local
+    store and then its page."""
+    uri, page = mlflow_uri(spec), mlflow_runs_page(spec)
+    if page.startswith(uri.rstrip("/")):
+        return page
+    return f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1, then {page}"
+
+
 def score_of(graph: Graph) -> dict[str, Stage]:
     """generate key -> its score stage."""
     return {s.inputs[0]: s for s in graph.by_kind("score")}
@@ -142,7 +151,7 @@ def log_mlflow(graph: Graph, store: Store, spec: SweepSpec, db_path: Path) -> st
     exp_id = exp.experiment_id if exp else client.create_experiment(name, artifact_location=artifacts)
     # MLflow 3's experiment kind (its UI's "experiment type"): model development, not GenAI.
     client.set_experiment_tag(exp_id, "mlflow.experimentKind", "custom_model_development")
-    scored_by = {s.inputs[0]: s for s in graph.by_kind("score")}
+    scored_by = score_of(graph)
 
     def span(*stages: Stage) -> tuple[float, float]:
         infos = [store.info(s) for s in stages]

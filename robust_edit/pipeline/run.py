@@ -250,7 +250,7 @@ def _run(graph: Graph, store: Store, spec: SweepSpec, quiet: bool) -> dict:
     db.close()
     executed = store.ledger()[ledger_before:]
     return {"tables": tables, "intervals": note, "duckdb": str(results.duckdb_path(spec)),
-            "mlflow_uri": results.mlflow_uri(spec), "mlflow_runs": results.mlflow_runs_page(spec),
+            "mlflow_uri": results.mlflow_uri(spec), "mlflow_open": results.mlflow_open(spec),
             "executed": len(executed),
             "stages": len(graph.stages), "seconds": round(time.time() - t0, 1)}
 
@@ -272,8 +272,4 @@ def report(out: dict) -> None:
         print(f"\n{out['intervals']}")
     print(f"\n{out['executed']} of {out['stages']} stages executed in {out['seconds']} s")
     print(f"results: {out['duckdb']}  (robust-edit sql --db {out['duckdb']} \"SELECT ...\")")
-    if out["mlflow_uri"].startswith(("http://", "https://")):
-        print(f"MLflow:  {out['mlflow_runs']}")
-    else:
-        print(f"MLflow:  mlflow ui --backend-store-uri {out['mlflow_uri']} --host 127.0.0.1, "
-              f"then {out['mlflow_runs']}")
+    print(f"MLflow:  {out['mlflow_open']}")

@@ -2,7 +2,8 @@ import hashlib
 import json
 import random
 
-from robust_edit.world import scenes, vocab as V
+from robust_edit.world import scenes
+from robust_edit.world import vocab as V
 
 
 def test_scorer_captions_state_only_true_facts():
