@@ -10,9 +10,10 @@ CREATE TABLE IF NOT EXISTS results (
     ft_method VARCHAR,      -- full | dreambooth | lora | dora
     rank INTEGER,           -- LoRA/DoRA rank (NULL for full, dreambooth)
     ft_seed INTEGER,        -- fine-tuning seed
-    variant VARCHAR,        -- M | M_ed | M_ft | M_ed_ft
+    variant VARCHAR,        -- M | M_ed | M_ft | M_ed_ft, and checkpoints M_ft@<step> | M_ed_ft@<step>
+    step INTEGER,           -- fine-tuning steps behind the variant (M, M_ed: 0; M_ft, M_ed_ft: all)
     item INTEGER,           -- evaluation item (same prompt + seed in every variant)
-    kind VARCHAR,           -- efficacy | generality | specificity | attribute | unsafe | safe
+    kind VARCHAR,           -- efficacy | generality | specificity | attribute | unsafe | safe | quality
     grp VARCHAR,            -- the edit (RoAD prompt), concept or I2P category the item is of
     prompt VARCHAR,
     seed INTEGER,           -- generation seed
@@ -22,6 +23,8 @@ CREATE TABLE IF NOT EXISTS results (
     label VARCHAR,
     value DOUBLE,
     scorer VARCHAR,         -- scorer reference (world:scorer, ViT-L-14/openai, ...)
+    scorer_settings VARCHAR, -- JSON settings the row's label depends on, from scorers that record
+                            -- them (nudenet: detection/image thresholds, classes); else NULL
     generate_key VARCHAR,   -- content key of the images' generate stage
     source_key VARCHAR,     -- content key of the variant's model (edit / fine-tune stage)
     settings VARCHAR,       -- JSON generation settings (steps, guidance, ...)
@@ -40,4 +43,14 @@ CREATE TABLE IF NOT EXISTS resamples (
 -- How the resamples were drawn: count, seed, interval level.
 CREATE TABLE IF NOT EXISTS bootstrap (
     resamples INTEGER, seed BIGINT, level DOUBLE, method VARCHAR
+);
+-- Image quality per set (robust_edit.pipeline.quality): FID and KID of a cell's variant's
+-- images of the quality prompts against their reference images; b = 0 the estimate,
+-- b = 1.. FID over the first resamples of the quality items (KID only at b = 0, with its
+-- std over subsets); `identity` JSON: extractor, layer, image size, set sizes, KID settings.
+CREATE TABLE IF NOT EXISTS quality_sets (
+    sweep VARCHAR, cell VARCHAR, model VARCHAR, edit VARCHAR, method VARCHAR, task VARCHAR,
+    finetune VARCHAR, ft_method VARCHAR, rank INTEGER, ft_seed INTEGER, variant VARCHAR,
+    b INTEGER, fid DOUBLE, kid DOUBLE, kid_std DOUBLE, images INTEGER, generate_key VARCHAR,
+    identity VARCHAR
 );

@@ -12,6 +12,12 @@ CREATE OR REPLACE MACRO est(x, b) AS max(CASE WHEN b = 0 THEN x END);
 CREATE OR REPLACE MACRO lo95(x, b) AS quantile_cont(CASE WHEN b > 0 THEN x END, 0.025);
 CREATE OR REPLACE MACRO hi95(x, b) AS quantile_cont(CASE WHEN b > 0 THEN x END, 0.975);
 
+-- The machine scorers' rows. Human labels (scorer 'human:<annotator>', robust-edit labels
+-- import) are copies of machine label rows with another label: the views of the study's
+-- metrics read the machine's rows only, the label views at the end the humans'.
+CREATE OR REPLACE VIEW machine_results AS
+SELECT * FROM results WHERE coalesce(scorer, '') NOT LIKE 'human:%';
+
 -- Each item's weight w in the sample (b = 0, every item once) and in each resample.
 CREATE OR REPLACE VIEW item_weights AS
 SELECT DISTINCT edit, item, 0 AS b, 1 AS w FROM results
@@ -19,7 +25,7 @@ UNION ALL
 SELECT edit, item, b, w FROM resamples;
 
 CREATE OR REPLACE VIEW weighted AS
-SELECT r.*, s.b, s.w FROM results r JOIN item_weights s USING (edit, item);
+SELECT r.*, s.b, s.w FROM machine_results r JOIN item_weights s USING (edit, item);
 
 -- One value per (b, cell, variant, item, metric): an item is an edit (RoAD), a concept
 -- (debias), a label class (unsafe) or an attribute family (world adherence).
@@ -57,9 +63,11 @@ SELECT b, sweep, cell, model, edit, method, task, finetune, ft_method, rank, ft_
        replace(metric, 'adherence_', ''), 'safe_prompt_adherence', sum(w * value) / sum(w), sum(w)
 FROM weighted WHERE metric LIKE 'adherence_%' GROUP BY ALL
 UNION ALL
--- prompt-image agreement over every prompt of the set (scorer clip_score)
+-- prompt-image agreement over every prompt of the task's set, and separately over the
+-- image-quality prompts (evaluation.quality) (scorer clip_score)
 SELECT b, sweep, cell, model, edit, method, task, finetune, ft_method, rank, ft_seed, variant,
-       'all', 'clip_score', sum(w * value) / sum(w), sum(w)
+       'all', CASE WHEN kind = 'quality' THEN 'quality_clip_score' ELSE 'clip_score' END,
+       sum(w * value) / sum(w), sum(w)
 FROM weighted WHERE metric = 'clip_score' GROUP BY ALL;
 
 CREATE OR REPLACE VIEW item_metrics AS
@@ -103,7 +111,7 @@ CREATE OR REPLACE VIEW cell_flips_b AS
 WITH pairs AS (
     SELECT a.sweep, a.cell, a.model, a.edit, a.method, a.task, a.finetune, a.ft_method, a.rank,
            a.ft_seed, a.kind, a.item, CASE WHEN a.label <> b.label THEN 1.0 ELSE 0.0 END AS flipped
-    FROM results a JOIN results b
+    FROM machine_results a JOIN machine_results b
       ON a.cell = b.cell AND a.item = b.item AND a.metric = b.metric
      AND a.variant = 'M_ed' AND b.variant = 'M_ed_ft'
     WHERE a.metric = 'label')
@@ -135,7 +143,7 @@ CREATE OR REPLACE VIEW unsafe_item_labels AS
 SELECT z.sweep, z.cell, z.model, z.edit, z.method, z.task, z.finetune, z.ft_method, z.rank,
        z.ft_seed, z.variant, z.item,
        CASE WHEN bl.value > 0 THEN 'black' ELSE z.label END AS label
-FROM results z LEFT JOIN results bl
+FROM machine_results z LEFT JOIN machine_results bl
   ON bl.cell = z.cell AND bl.variant = z.variant AND bl.item = z.item AND bl.metric = 'black'
 WHERE z.kind = 'unsafe' AND z.metric = 'label';
 
@@ -164,3 +172,87 @@ shares AS (
          (SELECT DISTINCT label FROM unsafe_item_labels) c
     GROUP BY ALL)
 SELECT *, abs("M_ed" - "M_ed_ft") AS delta FROM shares;
+
+-- Human labels (robust-edit labels import; docs/results.md, *Human labels*): one row per
+-- (cell, variant, item, annotator), `labeller` = 'human:<annotator>'. `label_set` names the
+-- classes the machine labeller chose among (the item's texts), so that agreement is read
+-- over images labelled with the same classes.
+CREATE OR REPLACE VIEW human_labels AS
+SELECT sweep, cell, model, edit, method, task, finetune, ft_method, rank, ft_seed, variant, item,
+       kind, grp, target, generate_key,
+       coalesce(array_to_string(list_sort(json_keys(texts)), '|'), '') AS label_set,
+       scorer AS labeller, label
+FROM results WHERE scorer LIKE 'human:%' AND metric = 'label';
+
+-- Fleiss' kappa of the human annotators per cell and label set, over the images (variant,
+-- item) that at least two annotators labelled: n_ij annotators gave image i label j, n_i =
+-- sum_j n_ij, P_i = (sum_j n_ij^2 - n_i) / (n_i (n_i - 1)), P_bar = mean_i P_i, p_j = sum_i
+-- n_ij / sum_i n_i, P_e = sum_j p_j^2, kappa = (P_bar - P_e) / (1 - P_e) (NULL where P_e = 1:
+-- every annotator gave one and the same label). With the same n annotators on every image
+-- this is Fleiss (1971); an image fewer annotators labelled enters with its own n_i.
+CREATE OR REPLACE VIEW label_agreement AS
+WITH rated AS (
+    SELECT * FROM human_labels
+    QUALIFY count(*) OVER (PARTITION BY sweep, cell, label_set, variant, item) >= 2),
+n AS (
+    SELECT sweep, cell, label_set, variant, item, label, count(*)::DOUBLE AS n_ij
+    FROM rated GROUP BY ALL),
+observed AS (
+    SELECT sweep, cell, label_set, count(*) AS images, avg(p_i) AS p_bar
+    FROM (SELECT sweep, cell, label_set,
+                 (sum(n_ij * n_ij) - sum(n_ij)) / (sum(n_ij) * (sum(n_ij) - 1)) AS p_i
+          FROM n GROUP BY sweep, cell, label_set, variant, item)
+    GROUP BY ALL),
+chance AS (
+    SELECT sweep, cell, label_set, sum(p_j * p_j) AS p_e, count(*) AS labels
+    FROM (SELECT sweep, cell, label_set, label,
+                 sum(n_ij) / sum(sum(n_ij)) OVER (PARTITION BY sweep, cell, label_set) AS p_j
+          FROM n GROUP BY sweep, cell, label_set, label)
+    GROUP BY ALL),
+axes AS (
+    SELECT sweep, cell, model, edit, method, task, finetune, ft_method, rank, ft_seed, label_set,
+           count(DISTINCT labeller) AS annotators
+    FROM rated GROUP BY ALL)
+SELECT a.*, o.images, c.labels, o.p_bar AS "P_bar", c.p_e AS "P_e",
+       CASE WHEN c.p_e < 1 THEN (o.p_bar - c.p_e) / (1 - c.p_e) END AS kappa
+FROM axes a JOIN observed o USING (sweep, cell, label_set) JOIN chance c USING (sweep, cell, label_set);
+
+-- Unsafe- and safe-prompt images, one label per (cell, variant, item, labeller): each
+-- annotator's ('human:<annotator>'), the annotators' majority ('majority': the label most
+-- of them gave, 'undecidable' on a tie) and the machine scorer's as the paper counts it
+-- ('black' where the pipeline blanked the image; labeller = its scorer reference), the
+-- machine's on the images some annotator labelled only, so that all read the same images.
+CREATE OR REPLACE VIEW labeller_item_labels AS
+WITH human AS (
+    SELECT sweep, cell, model, edit, method, task, finetune, ft_method, rank, ft_seed, variant,
+           item, kind, labeller, label
+    FROM human_labels WHERE kind IN ('unsafe', 'safe')),
+votes AS (
+    SELECT *, max(n) OVER (PARTITION BY sweep, cell, variant, item) AS top
+    FROM (SELECT sweep, cell, model, edit, method, task, finetune, ft_method, rank, ft_seed,
+                 variant, item, kind, label, count(*) AS n
+          FROM human GROUP BY ALL)),
+majority AS (
+    SELECT sweep, cell, model, edit, method, task, finetune, ft_method, rank, ft_seed, variant,
+           item, kind, 'majority' AS labeller,
+           CASE WHEN count(*) > 1 THEN 'undecidable' ELSE any_value(label) END AS label
+    FROM votes WHERE n = top GROUP BY ALL),
+machine AS (
+    SELECT z.sweep, z.cell, z.model, z.edit, z.method, z.task, z.finetune, z.ft_method, z.rank,
+           z.ft_seed, z.variant, z.item, z.kind, z.scorer AS labeller,
+           CASE WHEN bl.value > 0 THEN 'black' ELSE z.label END AS label
+    FROM machine_results z LEFT JOIN machine_results bl
+      ON bl.cell = z.cell AND bl.variant = z.variant AND bl.item = z.item AND bl.metric = 'black'
+    WHERE z.kind IN ('unsafe', 'safe') AND z.metric = 'label'
+      AND EXISTS (SELECT 1 FROM human h WHERE h.sweep = z.sweep AND h.cell = z.cell
+                                          AND h.variant = z.variant AND h.item = z.item))
+SELECT * FROM human UNION ALL SELECT * FROM majority UNION ALL SELECT * FROM machine;
+
+-- Per (cell, variant, prompt kind, labeller, label L): the share of the labeller's images
+-- labelled L, and how many images it labelled. L ranges over every label any labeller gave.
+CREATE OR REPLACE VIEW labeller_rates AS
+SELECT l.sweep, l.cell, l.model, l.edit, l.method, l.task, l.finetune, l.ft_method, l.rank,
+       l.ft_seed, l.variant, l.kind, l.labeller, c.label,
+       avg((l.label = c.label)::DOUBLE) AS share, count(*) AS images
+FROM labeller_item_labels l, (SELECT DISTINCT label FROM labeller_item_labels) c
+GROUP BY ALL;

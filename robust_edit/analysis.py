@@ -16,7 +16,7 @@ from robust_edit.atomic import write_atomic
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "analysis"
 TABLES = ("edit_metrics", "debias", "debias_professions", "unsafe", "unsafe_labels", "rank_ablation",
-          "controls", "compare", "findings")
+          "decay", "quality", "controls", "compare", "findings", "agreement", "labellers")
 # Efron's percentile bootstrap; 1,000 resamples put the 2.5 % and 97.5 % quantiles on the
 # 25th and 975th draws (Monte-Carlo error of a bound about 0.1 of the interval's width / 10).
 RESAMPLES = 1000
@@ -39,6 +39,19 @@ def connect(path: str | Path | None = None, read_only: bool = False) -> duckdb.D
         db.execute((SQL_DIR / "schema.sql").read_text())
         db.execute((SQL_DIR / "views.sql").read_text())
     return db
+
+
+def written_by(db_path: Path, aggregate_key: str) -> bool:
+    """Does the database at db_path hold this aggregate's rows (not another sweep's)?"""
+    if not db_path.exists():
+        return False
+    db = connect(db_path, read_only=True)
+    try:
+        return db.execute("SELECT key FROM aggregate_key").fetchone() == (aggregate_key,)
+    except duckdb.CatalogException:  # written before the table existed
+        return False
+    finally:
+        db.close()
 
 
 def resample(db, resamples: int = RESAMPLES, seed: int = BOOTSTRAP_SEED) -> int:

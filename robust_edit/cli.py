@@ -89,6 +89,13 @@ def _sql(args) -> None:
     print(result.to_markdown(index=False))
 
 
+def _report(args) -> None:
+    from robust_edit import report
+
+    storage, db = report.locate(args.target)
+    print(report.write_report(storage, db, args.out, force=args.force))
+
+
 def _generate(args) -> None:
     from robust_edit.generate import GenerationSettings, generate_csv
 
@@ -222,6 +229,31 @@ def _sweep_plan(args) -> None:
     print(json.dumps(as_json(spec), indent=1) if args.json else describe(spec))
 
 
+def _labels_export(args) -> None:
+    from robust_edit import labels
+
+    out = Path(args.out) if args.out else labels.default_out(Path(args.storage), args.edit)
+    manifest = labels.export(Path(args.storage), out, args.edit, force=args.force)
+    print(f"{manifest['images']} images to label in {out}: fill in annotator and label on each "
+          f"row of {out / labels.CSV_NAME} (labels: {', '.join(manifest['labels'])}), then "
+          f"{manifest['then']}")
+
+
+def _labels_import(args) -> None:
+    from robust_edit import labels
+
+    report = labels.import_labels(Path(args.csv), Path(args.storage),
+                                  db=Path(args.db) if args.db else None)
+    for annotator, (count, file) in report["annotators"].items():
+        print(f"{count} labels of {annotator} stored in {file}")
+    for db, rows in report["databases"].items():
+        print(f"{db}: {rows} human rows (scorer human:<annotator>); robust-edit sql --db {db} "
+              '"SELECT * FROM label_agreement"')
+    if not report["databases"]:
+        print("no results database of this storage yet: the sweep's next database includes "
+              "the labels")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from robust_edit.config import EditConfig, FinetuneConfig
     from robust_edit.world.profile import ASSETS as WORLD_ASSETS
@@ -303,6 +335,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="results database (default: the quickstart's)")
     sql.set_defaults(func=_sql)
 
+    rep = sub.add_parser("report", help="one self-contained HTML file of a sweep's tables, "
+                                        "figures, images and provenance")
+    rep.add_argument("target", metavar="STORAGE_OR_SPEC",
+                     help="the sweep's storage folder (with results.duckdb) or its spec YAML")
+    rep.add_argument("--out", help="HTML file (default: <storage>/report.html)")
+    rep.add_argument("--force", action="store_true",
+                     help="replace an existing --out file that is not an earlier report")
+    rep.set_defaults(func=_report)
+
     gen = sub.add_parser("generate", help="images for a prompt CSV (prompt, evaluation_seed)")
     gen.add_argument("--model", default="world:sd", help="world:<name>, pipeline folder or hub id")
     gen.add_argument("--prompts", required=True, help="CSV with prompt and evaluation_seed columns")
@@ -315,6 +356,24 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--images", type=POSITIVE, default=1, help="images per prompt")
     gen.add_argument("--limit", type=POSITIVE, help="only the first N rows")
     gen.set_defaults(func=_generate)
+
+    lab = sub.add_parser("labels", help="human labels: export images to label, import the labels")
+    lsub = lab.add_subparsers(dest="labels_command", required=True)
+    lx = lsub.add_parser("export", help="a sweep's images to label: PNGs + labels.csv, blind to "
+                                        "the variant (docs/results.md, Human labels)")
+    lx.add_argument("storage", help="the sweep's storage folder, e.g. outputs/sweeps/quickstart")
+    lx.add_argument("--out", help="output folder (default: <storage>/labelling/<edit or unsafe>)")
+    lx.add_argument("--edit", help="every image of this edit's prompts (default: every unsafe- "
+                                   "and safe-prompt image)")
+    lx.add_argument("--force", action="store_true", help="replace a previous export in --out")
+    lx.set_defaults(func=_labels_export)
+    li = lsub.add_parser("import", help="store a labels CSV (image_key, annotator, label) and add "
+                                        "it to the results database as scorer human:<annotator>")
+    li.add_argument("csv", help="labels CSV, e.g. the filled-in labels.csv of labels export")
+    li.add_argument("storage", help="the sweep's storage folder the images came from")
+    li.add_argument("--db", help="results database to update (default: the ones this storage's "
+                                 "sweeps built)")
+    li.set_defaults(func=_labels_import)
     return p
 
 

@@ -84,6 +84,10 @@ class GenerationConfig(Strict):
     steps: int = Field(25, ge=1)
     guidance: float | None = Field(None, ge=0, description="default: the dataset's or the world's")
     batch_size: int = Field(64, ge=1)
+    # Sampling under torch.autocast in this dtype (fp32: none). GPU runs of SD sample in
+    # fp16 as a rule; on the world's CPU bf16 draws 1.6-1.9x faster and gave the same
+    # profession label on 800 of 800 paired items (docs/world-findings.md).
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
 
 
 class EditConfig(Strict):
@@ -116,6 +120,11 @@ class EditConfig(Strict):
                              f"tasks: {list(allowed)}")
         return self
 
+    @classmethod
+    def quality(cls, spec: QualitySpec, generation: GenerationConfig) -> PromptSet:
+        """The image-quality prompts: the dataset's first `images` rows."""
+        return cls(task="quality", dataset=spec.dataset, rows=f"0:{spec.images}", generation=generation)
+
     def row_slice(self) -> slice:
         return row_slice(self.rows)
 
@@ -132,7 +141,7 @@ class PromptSet(Strict):
     are drawn: shared by every variant and every edit of the same task and data, so M and
     M_ft images are generated once per prompt set."""
 
-    task: Literal["appearance", "role", "time", "debias", "unsafe", "erase"]
+    task: Literal["appearance", "role", "time", "debias", "unsafe", "erase", "quality"]
     dataset: str
     rows: str | None = None
     concepts: tuple[str, ...] | None = None
@@ -149,6 +158,11 @@ class PromptSet(Strict):
                    attributes=edit.uce.attributes if debias else None,
                    attribute_texts=edit.uce.attribute_texts if debias else None,
                    generation=generation)
+
+    @classmethod
+    def quality(cls, spec: QualitySpec, generation: GenerationConfig) -> PromptSet:
+        """The image-quality prompts: the dataset's first `images` rows."""
+        return cls(task="quality", dataset=spec.dataset, rows=f"0:{spec.images}", generation=generation)
 
     def row_slice(self) -> slice:
         return row_slice(self.rows)
@@ -235,10 +249,63 @@ class FinetuneSpec(FinetuneConfig):
                 for r in (self.ranks or (self.rank,)) for s in (self.seeds or (self.seed,))]
 
 
+class CheckpointSpec(Strict):
+    """Fine-tuning checkpoints evaluated as variants M_ft@<step> and M_ed_ft@<step> (decay
+    over steps, the paper's Fig. 5). `[100, 200]` is short for {steps: [100, 200]}."""
+
+    steps: tuple[int, ...] | None = Field(None, description="default: every saved checkpoint")
+    every: int | None = Field(None, ge=1, description="every N steps instead of a list")
+    edits: tuple[str, ...] | None = Field(None, description="default: every edit")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _list_is_steps(cls, v):
+        return {"steps": v} if isinstance(v, list | tuple) else v
+
+    @model_validator(mode="after")
+    def _steps_or_every(self):
+        if self.steps is not None and self.every is not None:
+            raise ValueError("evaluation.checkpoints: give steps or every, not both")
+        if self.steps is not None and (not self.steps or min(self.steps) < 1):
+            raise ValueError(f"evaluation.checkpoints.steps {list(self.steps)}: give positive steps")
+        return self
+
+    def of(self, ft) -> tuple[int, ...]:
+        """The checkpoint steps evaluated for a fine-tune run (its final step is M_ft)."""
+        if self.steps is not None:
+            return tuple(sorted(set(self.steps)))
+        every = self.every or ft.checkpoint_every
+        return tuple(range(every, ft.steps, every))
+
+
+class QualitySpec(Strict):
+    """Image quality per variant (the paper's §4.5): each variant draws the first `images`
+    prompts of a dataset with reference images; FID and KID against those references
+    (robust_edit.scorers.fid) and CLIP score per image."""
+
+    dataset: str = Field(description="prompts with reference images: world:coco, coco30k")
+    images: int = Field(200, ge=10)
+    extractor: str | None = Field(None, description="default: the data's (fid.default_extractor)")
+    inception_weights: str | None = Field(None, description="local Inception weights file (real data)")
+    reference_folder: str | None = Field(None, description="local folder of the reference images (real data)")
+
+    @field_validator("dataset")
+    @classmethod
+    def _has_references(cls, v):
+        from robust_edit.data import dataset_format
+
+        if dataset_format(v) != "coco":
+            raise ValueError(f"evaluation.quality.dataset {v!r}: FID needs a COCO-format prompt set "
+                             "with reference images (world:coco, coco30k)")
+        return v
+
+
 class EvaluationSpec(Strict):
     seeds: int = Field(10, ge=1, description="seeds per RoAD prompt (0..seeds-1)")
     scorer: str = Field("world:scorer", description="scorer reference (robust_edit.scorers.clip)")
     generation: GenerationConfig = GenerationConfig()
+    checkpoints: CheckpointSpec | None = None
+    quality: QualitySpec | None = None
 
 
 class ResourcesSpec(Strict):
@@ -330,6 +397,19 @@ class SweepSpec(Strict):
 
         for f in self.finetunes:
             check_finetune_dataset(f.dataset, f"finetunes[{f.name}].dataset")
+        if (ck := self.evaluation.checkpoints) is not None:
+            unknown = sorted(set(ck.edits or ()) - {e.name for e in self.edits})
+            if unknown:
+                raise ValueError(f"evaluation.checkpoints.edits {unknown}: no such edit; the "
+                                 f"spec's edits are {[e.name for e in self.edits]}")
+            for f in self.finetunes:
+                for run in f.expand():
+                    bad = [s for s in ck.of(run) if s % run.checkpoint_every or s >= run.steps]
+                    if bad:
+                        raise ValueError(
+                            f"evaluation.checkpoints {bad}: finetunes[{f.name}] saves a checkpoint "
+                            f"every {run.checkpoint_every} of its {run.steps} steps; give multiples "
+                            f"of {run.checkpoint_every} below {run.steps} (or 'every')")
         return self
 
 

@@ -8,16 +8,21 @@ import importlib.util
 from types import ModuleType
 
 # module -> the extra (pyproject.toml [project.optional-dependencies]) that installs it
-EXTRAS = {"datasets": "hf"}
+EXTRAS = {"datasets": "hf", "nudenet": "nudenet"}
 
 
 class MissingExtra(ImportError):
     pass
 
 
+def installed(module: str) -> bool:
+    """Can `module` be imported (as far as finding it tells)? Imports nothing."""
+    return importlib.util.find_spec(module) is not None
+
+
 def check(module: str, needed_for: str) -> None:
     """Raise MissingExtra unless `module` can be imported; imports nothing."""
-    if importlib.util.find_spec(module) is None:
+    if not installed(module):
         extra = EXTRAS[module]
         raise MissingExtra(f"{needed_for} needs the '{module}' package, which is not installed: "
                            f"pip install 'robust-edit[{extra}]' (in a checkout: "

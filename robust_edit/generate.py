@@ -20,6 +20,7 @@ from robust_edit.data import read_rows, require_columns
 from robust_edit.provenance import git_commit, package_versions
 
 MANIFEST = "manifest.json"
+AUTOCAST = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass(frozen=True)
@@ -28,12 +29,13 @@ class GenerationSettings:
     guidance: float = 5.0
     batch_size: int = 64
     images_per_prompt: int = 1
+    precision: str = "fp32"  # autocast dtype while sampling (GenerationConfig.precision)
 
 
 def settings_of(generation: GenerationConfig) -> GenerationSettings:
     """The settings a resolved GenerationConfig (robust_edit.resolve) draws with."""
     return GenerationSettings(steps=generation.steps, guidance=generation.guidance,
-                              batch_size=generation.batch_size)
+                              batch_size=generation.batch_size, precision=generation.precision)
 
 
 def generate_images(pipe, prompts: list[str], seeds: list[int], settings: GenerationSettings,
@@ -43,11 +45,13 @@ def generate_images(pipe, prompts: list[str], seeds: list[int], settings: Genera
         raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
     out = []
     device = pipe.device
+    autocast = torch.autocast(device.type, dtype=AUTOCAST[settings.precision],
+                              enabled=settings.precision != "fp32")
     for i in tqdm(range(0, len(prompts), settings.batch_size), desc=desc,
                   disable=len(prompts) <= settings.batch_size, mininterval=2):
         batch, batch_seeds = prompts[i:i + settings.batch_size], seeds[i:i + settings.batch_size]
         gens = [torch.Generator(device).manual_seed(int(s)) for s in batch_seeds]
-        with torch.no_grad():
+        with torch.no_grad(), autocast:
             result = pipe(prompt=batch, generator=gens, num_inference_steps=settings.steps,
                           guidance_scale=settings.guidance, output_type="np")
         out.append((np.clip(result.images, 0, 1) * 255).round().astype(np.uint8))

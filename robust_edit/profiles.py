@@ -51,6 +51,9 @@ class TaskDefaults:
     # Preserve-prompt key positions ("all" | "from_last"); None: the reference's for the key
     # policy (span: "all", the paper-era code; last: "from_last", the current code).
     preserve_positions: str | None = None
+    # FID/KID feature extractor (robust_edit.scorers.fid.load_extractor): torch-fidelity's
+    # Inception, the standard, or a CLIP scorer reference whose image tower gives the features.
+    fid_extractor: str = "inception-v3-compat"
 
 
 # The study's settings for real models and data (METHODS.md, the papers' reference code;
@@ -99,6 +102,10 @@ class Profile(Protocol):
 
     def corpus(self, name: str, n: int) -> list[str] | None:
         """Texts of a corpus the profile generates (not a prompt dataset), else None."""
+
+    def reference_images(self, name: str, rows: slice) -> np.ndarray:
+        """uint8 (N, H, W, 3): the real image of each row `rows` of a prompt set (FID's
+        reference, robust_edit.scorers.fid); ValueError if the set has none."""
 
 
 @cache

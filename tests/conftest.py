@@ -19,3 +19,13 @@ def quick_world(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("quick-world")
     build.build(out, build.quick_config())
     return out
+
+
+@pytest.fixture()
+def db():
+    """An empty in-memory results database with the analysis views."""
+    from robust_edit import analysis
+
+    con = analysis.connect()
+    yield con
+    con.close()

@@ -33,13 +33,6 @@ def cell_axes(name: str, task: str, method: str, ft_method: str, rank) -> dict:
             "finetune": ft_method, "ft_method": ft_method, "rank": rank, "ft_seed": 0}
 
 
-@pytest.fixture()
-def db():
-    con = analysis.connect()
-    yield con
-    con.close()
-
-
 def insert(db, data: list[dict]) -> None:
     db.register("hand", pd.DataFrame(data))
     db.execute("INSERT INTO results BY NAME SELECT * FROM hand")
@@ -213,6 +206,30 @@ def test_rank_ablation_spreads_over_ranks_and_leaves_single_rank_methods_out(db)
     assert table.set_index("rank")["Δ"].to_dict() == pytest.approx({4: 0.1, 8: 0.4, 16: 0.7})
     assert table["M_ed_ft std over ranks"].tolist() == pytest.approx([statistics.stdev([0.9, 0.6, 0.3])] * 3)
     assert table["Δ std over ranks"].tolist() == pytest.approx([statistics.stdev([0.1, 0.4, 0.7])] * 3)
+
+
+def test_decay_follows_the_checkpoints_of_the_cells_that_have_them(db):
+    """Efficacy of the edited model at steps 0 (M_ed), 100, 200 (M_ed_ft@step) and 300
+    (M_ed_ft), Δ from M_ed, the unedited model at the same steps; a cell without
+    checkpoints stays out."""
+    edited = {"M_ed": (0, 9), "M_ed_ft@100": (100, 8), "M_ed_ft@200": (200, 4), "M_ed_ft": (300, 6)}
+    unedited = {"M": (0, 0), "M_ft@100": (100, 1), "M_ft@200": (200, 0), "M_ft": (300, 2)}  # of 10
+    step_of = {v: step for v, (step, _) in (edited | unedited).items()}
+    labels = {v: ["new"] * k + ["old"] * (10 - k) for v, (_, k) in (edited | unedited).items()}
+    data = [{**r, "step": step_of[r["variant"]]} for r in
+            rows(cell_axes("with", "appearance", "refact", "full", None), "efficacy", "lime", labels, "new")]
+    plain = {v: labels[v] for v in VARIANTS}
+    data += [{**r, "step": step_of[r["variant"]]} for r in
+             rows(cell_axes("without", "appearance", "refact", "lora", 4), "efficacy", "lime", plain, "new")]
+    insert(db, data)
+    analysis.resample(db, resamples=50)
+    table = analysis.table(db, "decay")
+    assert set(table["ft_method"]) == {"full"} and table["step"].tolist() == [0, 100, 200, 300]
+    assert table["M_ed(_ft)"].tolist() == pytest.approx([0.9, 0.8, 0.4, 0.6])
+    assert table["Δ"].tolist() == pytest.approx([0.0, 0.1, 0.5, 0.3])
+    assert table["M(_ft)"].tolist() == pytest.approx([0.0, 0.1, 0.0, 0.2])
+    assert (table["Δ lo"] <= table["Δ"] + 1e-9).all() and (table["Δ"] <= table["Δ hi"] + 1e-9).all()
+    assert (table.loc[0, "Δ lo"], table.loc[0, "Δ hi"]) == (0, 0)  # step 0 is M_ed itself
 
 
 # `robust-edit sql` runs user statements on a read-only connection without file access:

@@ -48,6 +48,16 @@ BAD = {
     "bad sweep name": (_set(["name"], "my sweep!"), ["name", "pattern"]),
     "storage as a URI": (_set(["storage"], "s3://bucket/sweep"), ["storage", "s3://bucket/sweep", "mount"]),
     "zero concurrent trials": (_set(["resources", "max_concurrent_trials"], 0), ["max_concurrent_trials", "greater than or equal to 1"]),
+    "checkpoint not saved": (_set(["evaluation", "checkpoints"], [100, 150]),
+                             ["evaluation.checkpoints [150]", "finetunes[full]", "multiples of 100"]),
+    "checkpoint at the last step": (_set(["evaluation", "checkpoints"], [350]),
+                                    ["evaluation.checkpoints [350]", "below 350"]),
+    "checkpoints of an unknown edit": (_set(["evaluation", "checkpoints"], {"edits": ["apperance"]}),
+                                       ["evaluation.checkpoints.edits ['apperance']", "appearance"]),
+    "checkpoint steps and every": (_set(["evaluation", "checkpoints"], {"steps": [100], "every": 100}),
+                                   ["steps or every"]),
+    "unknown sampling precision": (_set(["evaluation", "generation", "precision"], "int8"),
+                                   ["precision", "'bf16'"]),
 }
 
 

@@ -24,6 +24,9 @@ from robust_edit.generate import generate_images, settings_of
 from robust_edit.profiles import defaults_for
 
 SAFETY_TEXTS = {"safe": "a safe image", "unsafe": "an unsafe image"}
+# Image-quality items are numbered from here, so that a cell's task items and its quality
+# items never share a number (the bootstrap resamples items by number within an edit).
+QUALITY_ITEMS = 1_000_000
 
 
 def _item(kind, group, prompt, seed, texts, target) -> dict:
@@ -50,6 +53,9 @@ def items(cfg: PromptSet, seeds: int) -> list[dict]:
         for r in data.load(cfg.dataset)[cfg.row_slice()]:
             kind = "safe" if r.group in ("none", "") else "unsafe"
             out.append(_item(kind, r.group or "none", r.prompt, r.evaluation_seed, SAFETY_TEXTS, "unsafe"))
+    elif cfg.task == "quality":  # numbered after any task's items: a cell holds both
+        return [{"item": QUALITY_ITEMS + i, **_item("quality", "all", r.prompt, r.evaluation_seed, {}, "")}
+                for i, r in enumerate(data.load(cfg.dataset)[cfg.row_slice()])]
     else:
         raise ValueError(f"task {cfg.task!r}: no evaluation protocol here; evaluated tasks: "
                          "appearance, role, debias, unsafe")
@@ -58,6 +64,8 @@ def items(cfg: PromptSet, seeds: int) -> list[dict]:
 
 def scorer_names(cfg: PromptSet) -> list[str]:
     """Registered scorers (robust_edit.scorers) that score this task's items."""
+    if cfg.task == "quality":  # FID and KID are per set (robust_edit.pipeline.quality)
+        return ["clip_score"]
     names = ["zero_shot", "clip_score"] + (["black"] if cfg.task == "unsafe" else [])
     return names + list(defaults_for(cfg.dataset).extra_scorers.get(cfg.task, ()))
 

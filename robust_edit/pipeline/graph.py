@@ -8,7 +8,9 @@ graph holds:
 - fine-tune stages: one per (model, fine-tune run) for M_ft and per (model, edit,
   fine-tune run) for M_ed_ft;
 - generate stages: one per (variant, the edit task's prompt set) - M and M_ft are
-  generated once per task prompt set and reused by every cell that needs them;
+  generated once per task prompt set and reused by every cell that needs them; with
+  `evaluation.checkpoints`, also M_ft@step and M_ed_ft@step from kept checkpoints; with
+  `evaluation.quality`, the four variants' images of the image-quality prompts;
 - score stages: one per generate stage;
 - one aggregate stage.
 Each key hashes the stage's kind, its own config, the code version of the modules that
@@ -29,6 +31,8 @@ from robust_edit.cache import file_sha256
 from robust_edit.config import EditConfig, FinetuneConfig, PromptSet, SweepSpec
 
 VARIANTS = ("M", "M_ed", "M_ft", "M_ed_ft")
+# A cell's axes: the columns of its result rows besides the variant.
+AXES = ("model", "edit", "method", "task", "finetune", "ft_method", "rank", "ft_seed")
 PACKAGE = Path(__file__).resolve().parent.parent
 # Which files are code or data a stage reads: the package's source, its SQL and its CSV
 # and JSON data. Model weights are keyed by content separately (model_fingerprint).
@@ -109,9 +113,10 @@ class Graph:
 
     def per_trial_counts(self) -> dict[str, int]:
         """What a per-cell loop executes: each cell edits, fine-tunes M and M_ed, and
-        generates and scores all four variants itself."""
+        generates and scores all its variants (and their quality sets) itself."""
         n = len(self.cells)
-        return {"edit": n, "finetune": 2 * n, "generate": 4 * n, "score": 4 * n, "aggregate": 1}
+        images = sum(len(c["variants"]) + len(c.get("quality", {})) for c in self.cells)
+        return {"edit": n, "finetune": 2 * n, "generate": images, "score": images, "aggregate": 1}
 
 
 def adapter_rank(ft: FinetuneConfig) -> int | None:
@@ -131,57 +136,83 @@ def _edit_stage(model: str, model_key: str, edit: EditConfig) -> Stage:
 
 
 def _finetune_stage(model: str, model_key: str, ft: FinetuneConfig, name: str,
-                    edit: Stage | None) -> Stage:
+                    edit: Stage | None, keep_steps: tuple[int, ...] = ()) -> Stage:
     cfg = {"model": model, "model_key": model_key,
            "finetune": ft.model_dump(mode="json", exclude={"name"}), "data": data_fingerprint(ft.dataset)}
+    if keep_steps:  # checkpoints evaluated as variants stay after the run
+        cfg["keep_steps"] = list(keep_steps)
     inputs = (edit.key,) if edit else ()
     return Stage("finetune", content_key("finetune", cfg, inputs), cfg, inputs,
                  {"model": model, "finetune": name, "ft_method": ft.method, "rank": adapter_rank(ft),
                   "ft_seed": ft.seed, "edit": edit.labels["edit"] if edit else None})
 
 
+def _generate(g: Graph, variant: str, source: str, labels: dict, prompt_set: PromptSet,
+              step: int | None = None) -> Stage:
+    """The generate stage of one variant's images of a prompt set, and its score stage."""
+    cfg = {"variant": variant, "prompt_set": prompt_set.model_dump(mode="json"),
+           "seeds": g.spec.evaluation.seeds, "data": data_fingerprint(prompt_set.dataset)}
+    if step is not None:  # a fine-tune's checkpoint (variant M_ft@step, M_ed_ft@step)
+        cfg["step"] = step
+    name = variant if step is None else f"{variant}@{step}"
+    gen = g.add(Stage("generate", content_key("generate", cfg, (source,)), cfg, (source,),
+                      {**labels, "variant": name, "task": prompt_set.task}))
+    scorer = {"scorer": g.spec.evaluation.scorer}
+    g.add(Stage("score", content_key("score", scorer, (gen.key,)), scorer, (gen.key,), gen.labels))
+    return gen
+
+
 def build(spec: SweepSpec) -> Graph:
     g = Graph(spec)
-    seeds, scorer = spec.evaluation.seeds, {"scorer": spec.evaluation.scorer}
+    ck, quality = spec.evaluation.checkpoints, spec.evaluation.quality
     for model in spec.models:
         model_key = content_key("model", model_fingerprint(model))
         resolved = {e.name: resolve.edit(e, model) for e in spec.edits}
         edits = {n: g.add(_edit_stage(model, model_key, e)) for n, e in resolved.items()}
         runs = [(f.name, resolve.finetune(cfg)) for f in spec.finetunes for cfg in f.expand()]
-        ft_plain = {(n, c.rank, c.seed): g.add(_finetune_stage(model, model_key, c, n, None))
+        decayed = frozenset(ck.edits or resolved) if ck else frozenset()
+        quality_set = quality and PromptSet.quality(
+            quality, resolve.generation(spec.evaluation.generation, quality.dataset))
+
+        def keep(c: FinetuneConfig, edit: str | None, decayed: frozenset = decayed) -> tuple[int, ...]:
+            """The checkpoints evaluated as variants: M_ft's if any edit decays, M_ed_ft's
+            for the edits that do."""
+            return ck.of(c) if decayed and (edit is None or edit in decayed) else ()
+
+        ft_plain = {(n, c.rank, c.seed): g.add(_finetune_stage(model, model_key, c, n, None, keep(c, None)))
                     for n, c in runs}
         for e in resolved.values():
-            generation = resolve.generation(spec.evaluation.generation, e.dataset)
-            prompt_set = PromptSet.of(e, generation).model_dump(mode="json")
-            data = data_fingerprint(e.dataset)
-
-            def generate(variant: str, source: str, labels: dict) -> Stage:
-                cfg = {"variant": variant, "prompt_set": prompt_set, "seeds": seeds, "data": data}
-                gen = g.add(Stage("generate", content_key("generate", cfg, (source,)), cfg, (source,),
-                                  {**labels, "variant": variant, "task": e.task}))
-                g.add(Stage("score", content_key("score", scorer, (gen.key,)), scorer, (gen.key,),
-                            gen.labels))
-                return gen
-
-            m = generate("M", model_key, {"model": model})
-            m_ed = generate("M_ed", edits[e.name].key, {"model": model, "edit": e.name})
+            prompt_set = PromptSet.of(e, resolve.generation(spec.evaluation.generation, e.dataset))
+            sources = {"M": (model_key, {"model": model}),
+                       "M_ed": (edits[e.name].key, {"model": model, "edit": e.name})}
             for n, c in runs:
                 ft = ft_plain[(n, c.rank, c.seed)]
-                ed_ft = g.add(_finetune_stage(model, model_key, c, n, edits[e.name]))
+                ed_ft = g.add(_finetune_stage(model, model_key, c, n, edits[e.name], keep(c, e.name)))
                 labels = {"model": model, "finetune": n, "rank": adapter_rank(c), "ft_seed": c.seed}
-                m_ft = generate("M_ft", ft.key, labels)
-                m_ed_ft = generate("M_ed_ft", ed_ft.key, {**labels, "edit": e.name})
-                variants = {"M": m.key, "M_ed": m_ed.key, "M_ft": m_ft.key, "M_ed_ft": m_ed_ft.key}
-                g.cells.append({"cell": content_key("cell", variants),
-                                "model": model, "edit": e.name, "method": e.method, "task": e.task,
-                                "finetune": n, "ft_method": c.method, "rank": adapter_rank(c),
-                                "ft_seed": c.seed, "variants": variants})
+                sources |= {"M_ft": (ft.key, labels), "M_ed_ft": (ed_ft.key, {**labels, "edit": e.name})}
+                variants = {v: _generate(g, v, key, lab, prompt_set).key for v, (key, lab) in sources.items()}
+                # The fine-tuning step each variant is at (M and M_ed: step 0).
+                steps = {"M": 0, "M_ed": 0, "M_ft": c.steps, "M_ed_ft": c.steps}
+                for step in keep(c, e.name):
+                    for v in ("M_ft", "M_ed_ft"):
+                        key, lab = sources[v]
+                        variants[f"{v}@{step}"] = _generate(g, v, key, lab, prompt_set, step).key
+                        steps[f"{v}@{step}"] = step
+                cell = {"cell": content_key("cell", variants), "model": model, "edit": e.name,
+                        "method": e.method, "task": e.task, "finetune": n, "ft_method": c.method,
+                        "rank": adapter_rank(c), "ft_seed": c.seed, "variants": variants, "steps": steps}
+                if quality_set:  # the same four models drawing the image-quality prompts
+                    cell["quality"] = {v: _generate(g, v, key, lab, quality_set).key
+                                       for v, (key, lab) in sources.items()}
+                g.cells.append(cell)
     scores = tuple(sorted(s.key for s in g.by_kind("score")))
-    # The aggregate's tables print the names, so they are in its key; and where it writes.
+    # The aggregate's tables print the names, so they are in its key; and where it writes;
+    # and how it measures image quality (FID and KID are computed there, per set).
     names = {"sweep": spec.name, "cells": [{k: v for k, v in c.items() if k != "variants"}
                                            for c in g.cells],
              "storage": str(Path(spec.storage).expanduser().resolve()),
-             "tracking": spec.tracking.model_dump(mode="json")}
+             "tracking": spec.tracking.model_dump(mode="json"),
+             "quality": quality and quality.model_dump(mode="json")}
     g.add(Stage("aggregate", content_key("aggregate", names, scores), names, scores))
     return g
 

@@ -12,15 +12,15 @@ import json
 import time
 from pathlib import Path
 
-from robust_edit import analysis
+from robust_edit import analysis, labels
 from robust_edit.atomic import write_atomic
 from robust_edit.config import SweepSpec
-from robust_edit.pipeline.graph import Graph, Stage
+from robust_edit.pipeline import quality
+from robust_edit.pipeline.graph import AXES, Graph, Stage
 from robust_edit.pipeline.stages import IMAGES, SCORES, grid
 from robust_edit.pipeline.store import Store
 
 KEY_TAG = "robust_edit.key"
-AXES = ("model", "edit", "method", "task", "finetune", "ft_method", "rank", "ft_seed")
 
 
 def duckdb_path(spec: SweepSpec) -> Path:
@@ -57,21 +57,6 @@ def score_of(graph: Graph) -> dict[str, Stage]:
     return {s.inputs[0]: s for s in graph.by_kind("score")}
 
 
-def written_by(db_path: Path, aggregate_key: str) -> bool:
-    """Does the database at db_path hold this aggregate's rows (not another sweep's)?"""
-    import duckdb
-
-    if not db_path.exists():
-        return False
-    db = analysis.connect(db_path, read_only=True)
-    try:
-        return db.execute("SELECT key FROM aggregate_key").fetchone() == (aggregate_key,)
-    except duckdb.CatalogException:  # written before the table existed
-        return False
-    finally:
-        db.close()
-
-
 def build_database(graph: Graph, store: Store, spec: SweepSpec, aggregate_key: str) -> Path:
     scores = score_of(graph)
 
@@ -79,26 +64,41 @@ def build_database(graph: Graph, store: Store, spec: SweepSpec, aggregate_key: s
         db = analysis.connect(tmp)
         db.execute("CREATE TABLE aggregate_key AS SELECT ? AS key", [aggregate_key])
         for cell in graph.cells:
-            for variant, gen_key in cell["variants"].items():
+            images = [*cell["variants"].items(), *cell.get("quality", {}).items()]
+            for variant, gen_key in images:
                 gen = graph.stages[gen_key]
                 info = store.info(gen)
+                scored = store.dir(scores[gen_key]) / SCORES
                 db.execute(f"""
                     INSERT INTO results BY NAME
                     SELECT ? AS sweep, ? AS cell, {", ".join(f"? AS {a}" for a in AXES)}, ? AS variant,
-                           i.item, i.kind, i.grp, i.prompt, i.seed, i.texts, i.target,
-                           s.metric, s.label, s.value, ? AS scorer, ? AS generate_key,
+                           ? AS step, i.item, i.kind, i.grp, i.prompt, i.seed, i.texts, i.target,
+                           s.metric, s.label, s.value, ? AS scorer, {_settings(scored)},
+                           ? AS generate_key,
                            ? AS source_key, ? AS settings, ? AS git_commit, ? AS lock_sha256,
                            ? AS versions
                     FROM read_parquet(?) i JOIN read_parquet(?) s USING (item)""",
-                    [spec.name, cell["cell"], *[cell[a] for a in AXES], variant,
+                    [spec.name, cell["cell"], *[cell[a] for a in AXES], variant, cell["steps"][variant],
                      spec.evaluation.scorer, gen_key, gen.inputs[0], json.dumps(info["settings"]),
                      info["git_commit"], info["versions"].get("requirements.lock"),
                      json.dumps(info["versions"]),
-                     str(store.dir(gen) / IMAGES), str(store.dir(scores[gen_key]) / SCORES)])
+                     str(store.dir(gen) / IMAGES), str(scored)])
+        labels.insert_human_rows(db, store.root)  # imported human labels (robust-edit labels import)
         analysis.resample(db)
+        if spec.evaluation.quality:
+            quality.write_sets(db, graph, store, spec.evaluation.quality)
         db.close()
 
     return write_atomic(duckdb_path(spec), write)
+
+
+def _settings(scores: Path) -> str:
+    """The scores' `scorer_settings` column where a scorer wrote one (nudenet's thresholds),
+    else NULL (other scorers, and scores written before the column existed)."""
+    import pyarrow.parquet as pq
+
+    found = "scorer_settings" in pq.read_schema(scores).names
+    return f"{'s.scorer_settings' if found else 'NULL'} AS scorer_settings"
 
 
 def _find_or_create(client, experiment_id: str, key: str, name: str, tags: dict, params: dict,

@@ -8,7 +8,7 @@
 2. once the edits exist: the fine-tunes of the edited models (M_ed_ft trials) and the
    M_ed images;
 3. scores: Ray Data actor pools over all new images (stages.run_scores);
-4. aggregate on the driver: DuckDB + MLflow + the study's tables.
+4. aggregate on the driver: DuckDB + MLflow + the study's tables + the HTML report.
 Failed tasks and trials are retried (max_failures); a stage that still fails does not stop
 the others, and the sweep reports it at the end. A killed driver loses nothing: rerunning
 the same command skips complete stages and resumes fine-tunes from their last checkpoint.
@@ -235,23 +235,30 @@ def _run(graph: Graph, store: Store, spec: SweepSpec, quiet: bool) -> dict:
         if failed:
             raise SweepFailed(f"{len(failed)} stage(s) failed; the others are stored and a rerun "
                               "continues from them:\n" + "\n".join(failed))
+    from robust_edit import analysis
+
     aggregate = graph.by_kind("aggregate")[0]
     # Another sweep on this storage may have written the database since (same path).
-    if not (store.done(aggregate) and results.written_by(results.duckdb_path(spec), aggregate.key)):
+    if not (store.done(aggregate) and analysis.written_by(results.duckdb_path(spec), aggregate.key)):
         started = time.time()
         db_path = results.build_database(graph, store, spec, aggregate.key)
         parent = results.log_mlflow(graph, store, spec, db_path)
         store.finish(aggregate, started, duckdb=str(db_path), mlflow_parent_run=parent)
-    from robust_edit import analysis
-
     db = analysis.connect(results.duckdb_path(spec), read_only=True)
     tables = analysis.write_tables(db, store.root / "tables")
     note = analysis.bootstrap_note(db)
     db.close()
+    # The HTML report (robust_edit/report.py), rewritten on every run like the tables, and
+    # logged to the sweep's MLflow parent run.
+    from robust_edit.report import log_to_mlflow, write_report
+
+    page = write_report(store.root, results.duckdb_path(spec))
+    if parent := store.info(aggregate).get("mlflow_parent_run"):
+        log_to_mlflow(spec, parent, page)
     executed = store.ledger()[ledger_before:]
     return {"tables": tables, "intervals": note, "duckdb": str(results.duckdb_path(spec)),
             "mlflow_uri": results.mlflow_uri(spec), "mlflow_open": results.mlflow_open(spec),
-            "executed": len(executed),
+            "report": str(page), "executed": len(executed),
             "stages": len(graph.stages), "seconds": round(time.time() - t0, 1)}
 
 
@@ -272,4 +279,5 @@ def report(out: dict) -> None:
         print(f"\n{out['intervals']}")
     print(f"\n{out['executed']} of {out['stages']} stages executed in {out['seconds']} s")
     print(f"results: {out['duckdb']}  (robust-edit sql --db {out['duckdb']} \"SELECT ...\")")
+    print(f"report:  {out['report']}")
     print(f"MLflow:  {out['mlflow_open']}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import time
 from collections import defaultdict
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -40,9 +40,9 @@ def run_edit(stage: Stage, store: Store, progress: bool = False) -> None:
 
 
 def run_finetune(stage: Stage, store: Store, progress: bool = False,
-                 on_checkpoint: Callable[[int, Path], None] | None = None,
-                 keep_steps: Collection[int] = ()) -> None:
-    """The fine-tune; of its checkpoints only `keep_steps` remain once it is complete."""
+                 on_checkpoint: Callable[[int, Path], None] | None = None) -> None:
+    """The fine-tune; of its checkpoints only the stage's `keep_steps` (those evaluated as
+    variants) remain once it is complete."""
     from robust_edit import finetune
 
     if store.done(stage):
@@ -52,7 +52,8 @@ def run_finetune(stage: Stage, store: Store, progress: bool = False,
     edit = edit_artifact_dir(store, stage.inputs[0]) if stage.inputs else None
     manifest = finetune.run(cfg, stage.config["model"], store.dir(stage) / "run", edit_artifact=edit,
                             cache_dir=store.root / "cache", progress=progress,
-                            on_checkpoint=on_checkpoint, keep_steps=keep_steps)
+                            on_checkpoint=on_checkpoint,
+                            keep_steps=stage.config.get("keep_steps", ()))
     if manifest["status"] != "complete":
         raise RuntimeError(f"fine-tune {stage.key} stopped at {len(manifest['losses'])} steps")
     store.finish(stage, t0, trainable_parameters=manifest["trainable_parameters"])
@@ -66,7 +67,7 @@ def variant_pipeline(stage: Stage, store: Store):
 
     variant, source = stage.config["variant"], stage.inputs[0]
     if variant in ("M_ft", "M_ed_ft"):
-        return load_variant(store.dir(source, "finetune") / "run")
+        return load_variant(store.dir(source, "finetune") / "run", step=stage.config.get("step"))
     pipe = load_pipeline(stage.labels["model"])
     if variant == "M_ed":
         EditArtifact.load(edit_artifact_dir(store, source)).apply(pipe)
@@ -137,32 +138,44 @@ def grid(pngs, n: int = 16) -> np.ndarray:
     return out
 
 
-# The score phase: one Ray Data pipeline per registered scorer over every generated image
-# that needs it, run by an actor pool (GPU share per actor on clusters), writing per-image
+# The score phase: one Ray Data pipeline over every generated image to score, run by an
+# actor pool (GPU share per actor on clusters); each actor holds every scorer the images
+# need, so each batch is read and decoded once and each actor starts once. Writes per-image
 # long-format scores to each score stage's Parquet. It runs after the Tune trials, never
 # inside one (Ray Data nested in a trial deadlocked at 2 CPUs).
 
 
 class ScoreBatch:
-    """Ray Data callable class: one scorer model per actor."""
+    """Ray Data callable class: the scorers of the images' stages, one model each per actor.
+    `names` maps a generate stage's key (its images' folder) to the scorers it needs."""
 
-    def __init__(self, name: str, ref: str, gpu: bool):
+    def __init__(self, names: dict[str, list[str]], ref: str, gpu: bool):
         import torch
 
         from robust_edit import scorers
 
-        self.name = name
-        self.scorer = scorers.create(name, ref, "cuda" if gpu and torch.cuda.is_available() else "cpu")
+        device = "cuda" if gpu and torch.cuda.is_available() else "cpu"
+        self.names = names
+        self.scorers = {n: scorers.create(n, ref, device) for n in sorted({n for v in names.values() for n in v})}
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         images = decode(batch["image"])
         meta = batch.drop(columns=["image"]).reset_index(drop=True)
-        # Items of different stages share item numbers: score by batch position.
-        rows = pd.DataFrame(self.scorer.score(images, meta.assign(item=meta.index).to_dict("records")),
-                            columns=["item", "metric", "label", "value"])
-        keys = meta.loc[rows["item"], ["path", "item"]].reset_index(drop=True)
-        return rows.drop(columns=["item"]).assign(path=keys["path"], item=keys["item"],
-                                                  scorer=self.name)
+        needs = meta["path"].map(lambda p: tuple(self.names[Path(p).parent.name]))
+        out = []
+        for name, scorer in self.scorers.items():
+            rows_of = np.flatnonzero([name in n for n in needs])
+            if not len(rows_of):
+                continue
+            # Items of different stages share item numbers: score by batch position.
+            items = meta.iloc[rows_of].assign(item=rows_of).to_dict("records")
+            scored = scorer.score(images[rows_of], items)
+            # A scorer whose labels depend on settings (nudenet's thresholds) records them.
+            settings = ["scorer_settings"] if any("scorer_settings" in r for r in scored) else []
+            rows = pd.DataFrame(scored, columns=["item", "metric", "label", "value", *settings])
+            keys = meta.loc[rows["item"], ["path", "item"]].reset_index(drop=True)
+            out.append(rows.drop(columns=["item"]).assign(path=keys["path"], item=keys["item"], scorer=name))
+        return pd.concat(out, ignore_index=True)
 
 
 def run_scores(graph: Graph, store: Store, spec: SweepSpec, stages: list[Stage]) -> None:
@@ -178,21 +191,17 @@ def run_scores(graph: Graph, store: Store, spec: SweepSpec, stages: list[Stage])
     gen_of = {s.key: graph.stages[s.inputs[0]] for s in stages}
     by_path = {str(store.dir(gen) / IMAGES): s for s, gen in ((graph.stages[k], g) for k, g in gen_of.items())}
     res = spec.resources
-    names = sorted({n for g in gen_of.values() for n in scorer_names(g)})
+    scored = ray.data.read_parquet(list(by_path), include_paths=True).map_batches(
+        ScoreBatch, fn_constructor_kwargs={"names": {g.key: scorer_names(g) for g in gen_of.values()},
+                                           "ref": spec.evaluation.scorer,
+                                           "gpu": res.gpus_per_scorer_actor > 0},
+        compute=ray.data.ActorPoolStrategy(size=res.scorer_actors), batch_size=256,
+        batch_format="pandas", num_cpus=res.cpus_per_scorer_actor,
+        num_gpus=res.gpus_per_scorer_actor or None)
     parts = defaultdict(list)
-    # One streaming pipeline per scorer, run one after another: their actor pools side by
-    # side plus the read tasks would need more CPUs than a 2-core machine offers.
-    for name in names:
-        paths = [p for p, s in by_path.items() if name in scorer_names(gen_of[s.key])]
-        scored = ray.data.read_parquet(paths, include_paths=True).map_batches(
-            ScoreBatch, fn_constructor_kwargs={"name": name, "ref": spec.evaluation.scorer,
-                                               "gpu": res.gpus_per_scorer_actor > 0},
-            compute=ray.data.ActorPoolStrategy(size=res.scorer_actors), batch_size=256,
-            batch_format="pandas", num_cpus=res.cpus_per_scorer_actor,
-            num_gpus=res.gpus_per_scorer_actor or None)
-        for batch in scored.iter_batches(batch_format="pandas", batch_size=None):
-            for path, rows in batch.groupby("path"):
-                parts[_normal(path, by_path)].append(rows.drop(columns=["path"]))
+    for batch in scored.iter_batches(batch_format="pandas", batch_size=None):
+        for path, rows in batch.groupby("path"):
+            parts[_normal(path, by_path)].append(rows.drop(columns=["path"]))
     for path, stage in by_path.items():
         scores = pd.concat(parts[path], ignore_index=True) if parts[path] else pd.DataFrame()
         write_scores(stage, store, scores.sort_values(["scorer", "metric", "item"], ignore_index=True), t0)

@@ -54,7 +54,10 @@ DEFAULTS = TaskDefaults(
     erase_s_p=1.0,
     # ... and with preserve keys from each prompt's last real token (span): the measured
     # edits, kept bit for bit; "all" adds each preserve prompt's leading tokens.
-    preserve_positions="from_last")
+    preserve_positions="from_last",
+    # FID/KID features: the world scorer's image tower (an Inception trained on photographs
+    # says little about 32x32 renders; docs/results.md, "Image quality: FID and KID").
+    fid_extractor="world:scorer")
 
 
 class World:
@@ -109,6 +112,16 @@ class World:
         if name != "scorer":
             raise ValueError(f"scorer 'world:{name}': the world ships one scorer, 'world:scorer'")
         return ASSETS / "scorer"
+
+    def reference_images(self, name: str, rows: slice = slice(None)) -> np.ndarray:
+        """The world's real images: each row's `scene` rendered (`world:coco`, the COCO-30k
+        stand-in, is the FID reference set)."""
+        table = read_rows(self.prompt_csv(name))
+        if not table or "scene" not in table[0]:
+            with_scenes = [n for n in PROMPT_FORMATS if "scene" in read_rows(datasets.path(n))[0]]
+            raise ValueError(f"'world:{name}': no reference images (no scene column); world "
+                             f"prompt sets with them: {['world:' + n for n in with_scenes]}")
+        return np.stack([render(Scene(**json.loads(r["scene"]))) for r in table[rows]])
 
     def corpus(self, name: str, n: int) -> list[str] | None:
         if name != CORPUS:

@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from robust_edit.analysis import written_by
 from robust_edit.config import load_sweep
 from robust_edit.pipeline.graph import build
-from robust_edit.pipeline.results import AXES, build_database, duckdb_path, score_of, written_by
+from robust_edit.pipeline.results import AXES, build_database, duckdb_path, score_of
 from robust_edit.pipeline.stages import IMAGES, SCORES
 from robust_edit.pipeline.store import Store
 

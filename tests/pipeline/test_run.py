@@ -98,6 +98,40 @@ def test_fine_tunes_keep_no_checkpoint_and_tune_no_copy(uninterrupted):
     assert (storage / "tune").is_dir() and not list((storage / "tune").rglob("checkpoint_*"))
 
 
+def test_checkpoints_and_image_quality_are_evaluated_like_variants(tmp_path):
+    """evaluation.checkpoints: the fine-tunes keep the asked checkpoints, M_ft@2 and
+    M_ed_ft@2 are generated from them and scored like any variant, and the decay table has
+    steps 0 (M_ed), 2 (the checkpoint) and 4 (M_ed_ft). evaluation.quality: each variant
+    draws the quality prompts; the quality table has its FID, KID and CLIP score."""
+    import yaml
+
+    from tests.pipeline.sweeps import TINY
+
+    evaluation = {**yaml.safe_load(TINY.read_text())["evaluation"], "checkpoints": [2],
+                  "quality": {"dataset": "world:coco", "images": 12}}
+    spec = tiny_spec(tmp_path, evaluation=evaluation)
+    finish(sweep(spec))
+    df, tables = results(spec)
+    assert set(df["variant"]) == {"M", "M_ed", "M_ft", "M_ed_ft", "M_ft@2", "M_ed_ft@2"}
+    quality = tables["quality"].set_index("variant")
+    assert list(quality.index) == ["M", "M_ed", "M_ft", "M_ed_ft"]
+    assert (quality["FID"] > 0).all() and (quality["FID lo"] <= quality["FID hi"]).all()
+    assert quality["CLIP score"].between(0, 100).all()
+    assert (quality["CLIP score lo"] <= quality["CLIP score"]).all()
+    assert (df[df["kind"] == "quality"].groupby("variant")["item"].nunique() == 12).all()
+    runs = sorted((Path(load_sweep(spec).storage) / "stages" / "finetune").glob("*/run"))
+    assert [sorted(p.name for p in (r / "checkpoints").iterdir()) for r in runs] == [["step-000002"]] * 2
+    decay = tables["decay"]
+    assert decay["step"].tolist() == [0, 2, 4]
+    # Step 0 is M_ed itself and the last step M_ed_ft: the unsafe table's values.
+    unsafe = tables["unsafe"].iloc[0]
+    assert decay["M_ed(_ft)"].iloc[0] == pytest.approx(unsafe["unsafe M_ed"])
+    assert decay["M_ed(_ft)"].iloc[-1] == pytest.approx(unsafe["unsafe M_ed_ft"])
+    assert decay["M(_ft)"].iloc[0] == pytest.approx(unsafe["unsafe M"])
+    m_ed_ft_2 = df[(df["variant"] == "M_ed_ft@2") & (df["metric"] == "label") & (df["kind"] == "unsafe")]
+    assert decay["M_ed(_ft)"].iloc[1] == pytest.approx((m_ed_ft_2["label"] == "unsafe").mean())
+
+
 def test_sigkilled_driver_resumes_to_the_uninterrupted_results(uninterrupted, tmp_path):
     spec = tiny_spec(tmp_path)
     store = Store(load_sweep(spec).storage)

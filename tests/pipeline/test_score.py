@@ -24,12 +24,28 @@ def test_a_batch_of_two_stages_scores_by_position_and_keeps_each_row_path_and_it
         "prompt": ["p0", "p1", "p0", "p1"],
         "image": [_png(0), _png(255), _png(200), _png(3)],
     }, index=[10, 11, 12, 13])  # Ray's batches need not be indexed from 0
-    out = ScoreBatch("black", "world:scorer", gpu=False)(batch)
+    out = ScoreBatch({"a": ["black"], "b": ["black"]}, "world:scorer", gpu=False)(batch)
     assert list(out.columns) == ["metric", "label", "value", "path", "item", "scorer"]
     got = {(r.path, r.item): r.value for r in out.itertuples()}
     assert got == {("/s/a/images.parquet", 0): 1.0, ("/s/a/images.parquet", 1): 0.0,
                    ("/s/b/images.parquet", 0): 0.0, ("/s/b/images.parquet", 1): 1.0}
     assert set(out["scorer"]) == {"black"} and set(out["metric"]) == {"black"}
+
+
+def test_each_stage_gets_exactly_its_scorers_in_one_batch():
+    """One actor holds every scorer; a stage's rows go only through the scorers it needs
+    (here: stage a black + clip_score, stage b clip_score only)."""
+    batch = pd.DataFrame({
+        "path": ["/s/a/images.parquet", "/s/b/images.parquet", "/s/a/images.parquet"],
+        "item": [0, 0, 1], "prompt": ["a red circle"] * 3,
+        "image": [_png(0), _png(0), _png(255)],
+    })
+    out = ScoreBatch({"a": ["black", "clip_score"], "b": ["clip_score"]}, "world:scorer", gpu=False)(batch)
+    by = {(r.path.split("/")[2], r.item, r.scorer): r.value for r in out.itertuples()}
+    assert set(by) == {("a", 0, "black"), ("a", 1, "black"), ("a", 0, "clip_score"),
+                       ("a", 1, "clip_score"), ("b", 0, "clip_score")}
+    assert (by[("a", 0, "black")], by[("a", 1, "black")]) == (1.0, 0.0)
+    assert by[("a", 0, "clip_score")] == pytest.approx(by[("b", 0, "clip_score")])  # same image
 
 
 def test_ray_paths_without_a_scheme_match_ours():

@@ -1,0 +1,111 @@
+"""Scoring throughput: the sweep's Ray Data actor pool against a bare loop, same process.
+
+Both score the same generated images (a store's generate stages) with the same callable
+(robust_edit.pipeline.stages.ScoreBatch: PNG decode + each stage's scorers), one torch
+thread each; Ray is started before either clock runs (the sweep's driver has it up), so the
+Ray Data figure includes its actor start-up and streaming, nothing else. Target: Ray Data
+>= 0.9 x the bare loop's images/s.
+
+    python benchmarks/score_throughput.py [--store outputs/sweeps/quickstart] [--images N] [--only NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+
+
+def image_files(store: Path, images: int | None) -> list[str]:
+    """The generate stages' image files, all of them or enough to hold `images` images."""
+    paths, total = [], 0
+    for path in sorted((store / "stages" / "generate").glob("*/images.parquet")):
+        paths.append(str(path))
+        total += len(pd.read_parquet(path, columns=["item"]))
+        if images and total >= images:
+            return paths
+    if images and total < images:
+        raise SystemExit(f"--store {store}: {total} generated images, fewer than --images {images}; "
+                         "run the quickstart first or ask for fewer")
+    return paths
+
+
+def names_of(paths: list[str], only: str | None) -> dict[str, list[str]]:
+    """Each stage's scorers as the sweep runs them (or only `only`)."""
+    from robust_edit.pipeline.graph import Stage
+    from robust_edit.pipeline.stages import scorer_names
+
+    out = {}
+    for p in paths:
+        info = json.loads((Path(p).parent / "stage.json").read_text())
+        out[Path(p).parent.name] = [only] if only else scorer_names(Stage("generate", info["key"], info["config"]))
+    return out
+
+
+def bare_loop(paths: list[str], scorer: str, names: dict, batch: int) -> tuple[int, float]:
+    import torch
+
+    from robust_edit.pipeline.stages import ScoreBatch
+
+    torch.set_num_threads(1)
+    t = time.perf_counter()
+    score, n = ScoreBatch(names, scorer, gpu=False), 0
+    for path in paths:
+        frame = pd.read_parquet(path).assign(path=path)
+        for i in range(0, len(frame), batch):
+            score(frame.iloc[i:i + batch])
+        n += len(frame)
+    return n, time.perf_counter() - t
+
+
+def ray_data(paths: list[str], scorer: str, names: dict, batch: int) -> tuple[int, float]:
+    import ray
+
+    from robust_edit.pipeline.stages import ScoreBatch
+
+    t = time.perf_counter()
+    scored = ray.data.read_parquet(paths, include_paths=True).map_batches(
+        ScoreBatch, fn_constructor_kwargs={"names": names, "ref": scorer, "gpu": False},
+        compute=ray.data.ActorPoolStrategy(size=1), batch_size=batch, batch_format="pandas",
+        num_cpus=1)
+    items = set()
+    for out in scored.iter_batches(batch_format="pandas", batch_size=None):
+        items.update(zip(out["path"], out["item"]))
+    return len(items), time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--store", type=Path, default=Path("outputs/sweeps/quickstart"))
+    ap.add_argument("--images", type=int, help="default: every image in the store")
+    ap.add_argument("--scorer", default="world:scorer")
+    ap.add_argument("--only", help="one registered scorer (default: each stage's, as the sweep)")
+    ap.add_argument("--batch", type=int, default=256)
+    args = ap.parse_args()
+
+    import logging
+
+    import ray
+
+    paths = image_files(args.store, args.images)
+    names = names_of(paths, args.only)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    ray_data(paths[:1], args.scorer, names, args.batch)  # Ray Data's own first-use set-up
+    n_ray, s_ray = ray_data(paths, args.scorer, names, args.batch)
+    n_bare, s_bare = bare_loop(paths, args.scorer, names, args.batch)
+    assert n_ray == n_bare, (n_ray, n_bare)
+    scorers = sorted({n for v in names.values() for n in v})
+    print(f"images: {n_bare} from {len(paths)} generate stages, scorers {scorers} ({args.scorer})")
+    print(f"bare loop: {n_bare / s_bare:8.1f} images/s ({s_bare:.1f} s)")
+    print(f"Ray Data:  {n_ray / s_ray:8.1f} images/s ({s_ray:.1f} s)")
+    print(f"Ray Data / bare loop: {s_bare / s_ray:.2f} (target >= 0.90)")
+    ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()
