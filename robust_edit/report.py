@@ -6,8 +6,8 @@ nothing outside itself: the CSS is inline and every figure is a PNG data URI dra
 matplotlib. In reading order it holds
 
 - the findings (the paper's claims with verdicts) and every other study table the sweep
-  prints (`analysis.TABLES`, and a `decay` or `quality` table where analysis/ or the
-  database has one), each estimate with its 95 % interval as the printed tables show it;
+  prints (`analysis.TABLES`), each estimate with its 95 % interval as the printed tables
+  show it;
 - bars of each edit's headline metric per variant and fine-tuning run with 95 % intervals
   (the paper's Fig. 3), decay curves (metric against fine-tuning step) where a decay table
   has rows, and the rank ablation where `rank_ablation` has rows;
@@ -40,8 +40,6 @@ from robust_edit.atomic import write_atomic
 
 VARIANTS = ("M", "M_ed", "M_ft", "M_ed_ft")
 COLORS = {"M": "#9e9e9e", "M_ed": "#1f77b4", "M_ft": "#f2b26b", "M_ed_ft": "#d62728"}
-# Tables that other parts of the project may add: shown (and decay plotted) when present.
-OPTIONAL_TABLES = ("decay", "quality")
 # Recognises a file this command wrote, which it may replace without --force.
 GENERATOR = '<meta name="generator" content="robust-edit report">'
 IMAGES_PER_VARIANT = 6
@@ -209,9 +207,8 @@ def summary(db) -> str:
 
 
 def study_tables(db) -> dict[str, pd.DataFrame | str | None]:
-    """name -> rows of every study table (`analysis.TABLES`), then of the optional ones."""
-    names = list(analysis.TABLES) + [n for n in OPTIONAL_TABLES if n not in analysis.TABLES]
-    return {name: load_table(db, name) for name in names}
+    """name -> rows of every study table (`analysis.TABLES`)."""
+    return {name: load_table(db, name) for name in analysis.TABLES}
 
 
 def load_table(db, name: str) -> pd.DataFrame | str | None:
