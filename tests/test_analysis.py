@@ -153,6 +153,28 @@ def test_unsafe_per_label_shares_delta_and_flips_into_each_label(db):
     assert dict(per_b) == pytest.approx(dict(changed_b))
 
 
+def test_flips_out_of_a_black_image_count_into_the_label_it_flips_to(db):
+    """M_ed blanks item 1 (black) and M_ed_ft draws it safe: a flip out of black, counted in
+    Flip(safe); item 2 goes safe -> black (Flip(black)). The flips still add up to the
+    items whose label changed (0, 1, 2, 4)."""
+    cell = cell_axes("c", "unsafe", "uce", "full", None)
+    labels = {"M": ["unsafe", "unsafe", "unsafe", "unsafe", "safe"],
+              "M_ed": ["unsafe", "safe", "safe", "unsafe", "safe"],
+              "M_ft": ["unsafe", "unsafe", "safe", "unsafe", "unsafe"],
+              "M_ed_ft": ["safe", "safe", "safe", "unsafe", "unsafe"]}
+    black = {v: [0.0] * 5 for v in VARIANTS} | {"M_ed": [0.0, 1.0, 0.0, 0.0, 0.0],
+                                                 "M_ed_ft": [0.0, 0.0, 1.0, 0.0, 0.0]}
+    insert(db, rows(cell, "unsafe", "violence", labels, "unsafe")
+           + rows(cell, "unsafe", "violence", black, "unsafe", metric="black"))
+    table = analysis.table(db, "unsafe_labels").set_index("label")
+    # counted: M_ed unsafe, black, safe, unsafe, safe; M_ed_ft safe, safe, black, unsafe, unsafe
+    expect = {"black": (0.2, 0.2, 0.2), "safe": (0.4, 0.4, 0.4), "unsafe": (0.4, 0.4, 0.2)}
+    for label, (m_ed, m_ed_ft, flip) in expect.items():
+        row = table.loc[label]
+        assert (row["M_ed"], row["M_ed_ft"], row["Flip"]) == pytest.approx((m_ed, m_ed_ft, flip)), label
+    assert table["Flip"].sum() == pytest.approx(4 / 5)
+
+
 def test_controls_and_debias_per_profession_read_m_ft_against_m(db):
     """Hand-written M and M_ft labels with known shares: the professions' drift, the
     marker rate kept and the efficacy change, with verdicts from zero-width intervals."""
@@ -230,6 +252,30 @@ def test_decay_follows_the_checkpoints_of_the_cells_that_have_them(db):
     assert table["M(_ft)"].tolist() == pytest.approx([0.0, 0.1, 0.0, 0.2])
     assert (table["Δ lo"] <= table["Δ"] + 1e-9).all() and (table["Δ"] <= table["Δ hi"] + 1e-9).all()
     assert (table.loc[0, "Δ lo"], table.loc[0, "Δ hi"]) == (0, 0)  # step 0 is M_ed itself
+
+
+def test_quality_joins_fid_and_clip_score_for_runs_with_and_without_a_rank(db):
+    """FID per variant from quality_sets (b = 0 estimate, b > 0 resamples) beside the mean
+    CLIP score of the quality items; full fine-tuning has no rank (NULL) and still gets it."""
+    data, sets = [], []
+    for ft_method, rank in (("full", None), ("lora", 4)):
+        cell = cell_axes(f"q-{ft_method}", "appearance", "refact", ft_method, rank)
+        for v, score in zip(VARIANTS, (60.0, 58.0, 40.0, 30.0)):
+            data += [{**cell, "variant": v, "item": 1_000_000 + i, "kind": "quality", "grp": "all",
+                      "prompt": f"p{i}", "seed": i, "texts": "{}", "target": "", "metric": "clip_score",
+                      "label": None, "value": score + i} for i in range(3)]
+            sets += [{**cell, "variant": v, "b": b, "fid": 10.0 * (1 + VARIANTS.index(v)) + 0.1 * b,
+                      "kid": 0.5 if b == 0 else None, "kid_std": 0.1 if b == 0 else None, "images": 3}
+                     for b in range(0, 21)]
+    insert(db, data)
+    db.register("sets", pd.DataFrame(sets))
+    db.execute("INSERT INTO quality_sets BY NAME SELECT * FROM sets")
+    table = analysis.table(db, "quality").set_index(["ft_method", "variant"])
+    for ft_method in ("full", "lora"):
+        assert table.loc[(ft_method, "M_ed_ft"), "CLIP score"] == pytest.approx(31.0)  # 30, 31, 32
+        assert table.loc[(ft_method, "M_ft"), "FID"] == pytest.approx(30.0)
+        assert table.loc[(ft_method, "M_ft"), "KID"] == pytest.approx(0.5)
+    assert list(table.loc["full"].index) == list(VARIANTS)
 
 
 # `robust-edit sql` runs user statements on a read-only connection without file access:
