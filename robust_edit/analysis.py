@@ -26,8 +26,10 @@ BOOTSTRAP_SEED = 0
 # A read-only connection runs statements from users (`robust-edit sql`): no file, network
 # or extension access (COPY TO, read_csv, ATTACH, INSTALL/LOAD all fail), and a locked
 # configuration so that a SET cannot turn the access back on. The views live in the
-# database file and read only its tables, so they work without external access.
-READ_ONLY_CONFIG = {"enable_external_access": False, "lock_configuration": True}
+# database file and read only its tables, so they work without external access. DuckDB's
+# progress bar is off (it would print over a sweep's output); it is a session setting, so
+# it is set, and the configuration locked, once connected.
+READ_ONLY_CONFIG = {"enable_external_access": False}
 
 
 def connect(path: str | Path | None = None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -35,7 +37,13 @@ def connect(path: str | Path | None = None, read_only: bool = False) -> duckdb.D
     opens an existing database file read-only and sandboxed (never creates it)."""
     db = duckdb.connect(str(path) if path else ":memory:", read_only=read_only,
                         config=READ_ONLY_CONFIG if read_only else {})
-    if not read_only:
+    if read_only:
+        # DuckDB shares one instance per file within a process: a later connection may
+        # find it set and locked already.
+        if not db.execute("SELECT current_setting('lock_configuration')").fetchone()[0]:
+            db.execute("SET enable_progress_bar = false")
+            db.execute("SET lock_configuration = true")
+    else:
         db.execute((SQL_DIR / "schema.sql").read_text())
         db.execute((SQL_DIR / "views.sql").read_text())
     return db

@@ -111,21 +111,12 @@ def write_report(storage: str | Path, db_path: str | Path | None = None,
     storage = Path(storage)
     out = Path(out) if out else storage / "report.html"
     claim(out, force)
-    db = connect(db_path or storage / "results.duckdb")
+    db = analysis.connect(db_path or storage / "results.duckdb", read_only=True)
     try:
         page = render(db, storage)
     finally:
         db.close()
     return write_atomic(out, page)
-
-
-def connect(path: str | Path):
-    """The database read-only and sandboxed as `analysis.connect` opens it, without
-    DuckDB's progress bar (it would print over the sweep's output)."""
-    db = duckdb.connect(str(path), read_only=True, config={"enable_external_access": False})
-    db.execute("SET enable_progress_bar = false")  # a session setting: not in connect's config
-    db.execute("SET lock_configuration = true")
-    return db
 
 
 def log_to_mlflow(spec, parent_run: str, path: Path) -> None:

@@ -217,7 +217,7 @@ def test_provenance_names_code_environment_seeds_and_bootstrap(built):
 
 def test_image_grids_show_each_variant_of_a_cell(store):
     """The grid of a cell draws its four variants' images (each variant a known colour)."""
-    db = report.connect(store / "results.duckdb")
+    db = analysis.connect(store / "results.duckdb", read_only=True)
     grid = report.image_section(db, store)
     db.close()
     page = Elements(grid)
