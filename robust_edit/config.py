@@ -256,6 +256,9 @@ class CheckpointSpec(Strict):
     steps: tuple[int, ...] | None = Field(None, description="default: every saved checkpoint")
     every: int | None = Field(None, ge=1, description="every N steps instead of a list")
     edits: tuple[str, ...] | None = Field(None, description="default: every edit")
+    # M_ft@step is the decay table's control (the unedited model at the same step); a
+    # spec may leave it out to halve the checkpoints' images.
+    variants: tuple[Literal["M_ft", "M_ed_ft"], ...] = Field(("M_ft", "M_ed_ft"), min_length=1)
 
     @model_validator(mode="before")
     @classmethod
@@ -288,6 +291,7 @@ class QualitySpec(Strict):
     extractor: str | None = Field(None, description="default: the data's (fid.default_extractor)")
     inception_weights: str | None = Field(None, description="local Inception weights file (real data)")
     reference_folder: str | None = Field(None, description="local folder of the reference images (real data)")
+    edits: tuple[str, ...] | None = Field(None, description="default: every edit's cells")
 
     @field_validator("dataset")
     @classmethod
@@ -397,11 +401,13 @@ class SweepSpec(Strict):
 
         for f in self.finetunes:
             check_finetune_dataset(f.dataset, f"finetunes[{f.name}].dataset")
-        if (ck := self.evaluation.checkpoints) is not None:
-            unknown = sorted(set(ck.edits or ()) - {e.name for e in self.edits})
+        for field, chosen in (("checkpoints", self.evaluation.checkpoints),
+                              ("quality", self.evaluation.quality)):
+            unknown = sorted(set(chosen and chosen.edits or ()) - {e.name for e in self.edits})
             if unknown:
-                raise ValueError(f"evaluation.checkpoints.edits {unknown}: no such edit; the "
+                raise ValueError(f"evaluation.{field}.edits {unknown}: no such edit; the "
                                  f"spec's edits are {[e.name for e in self.edits]}")
+        if (ck := self.evaluation.checkpoints) is not None:
             for f in self.finetunes:
                 for run in f.expand():
                     bad = [s for s in ck.of(run) if s % run.checkpoint_every or s >= run.steps]

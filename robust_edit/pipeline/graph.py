@@ -173,11 +173,13 @@ def build(spec: SweepSpec) -> Graph:
         decayed = frozenset(ck.edits or resolved) if ck else frozenset()
         quality_set = quality and PromptSet.quality(
             quality, resolve.generation(spec.evaluation.generation, quality.dataset))
+        quality_edits = frozenset(quality.edits or resolved) if quality else frozenset()
 
         def keep(c: FinetuneConfig, edit: str | None, decayed: frozenset = decayed) -> tuple[int, ...]:
-            """The checkpoints evaluated as variants: M_ft's if any edit decays, M_ed_ft's
-            for the edits that do."""
-            return ck.of(c) if decayed and (edit is None or edit in decayed) else ()
+            """The checkpoints evaluated as variants: M_ft's if any edit decays (and the spec
+            asks for M_ft@step), M_ed_ft's for the edits that do."""
+            asked = edit in decayed if edit else bool(decayed) and "M_ft" in ck.variants
+            return ck.of(c) if asked else ()
 
         ft_plain = {(n, c.rank, c.seed): g.add(_finetune_stage(model, model_key, c, n, None, keep(c, None)))
                     for n, c in runs}
@@ -194,14 +196,14 @@ def build(spec: SweepSpec) -> Graph:
                 # The fine-tuning step each variant is at (M and M_ed: step 0).
                 steps = {"M": 0, "M_ed": 0, "M_ft": c.steps, "M_ed_ft": c.steps}
                 for step in keep(c, e.name):
-                    for v in ("M_ft", "M_ed_ft"):
+                    for v in ck.variants:
                         key, lab = sources[v]
                         variants[f"{v}@{step}"] = _generate(g, v, key, lab, prompt_set, step).key
                         steps[f"{v}@{step}"] = step
                 cell = {"cell": content_key("cell", variants), "model": model, "edit": e.name,
                         "method": e.method, "task": e.task, "finetune": n, "ft_method": c.method,
                         "rank": adapter_rank(c), "ft_seed": c.seed, "variants": variants, "steps": steps}
-                if quality_set:  # the same four models drawing the image-quality prompts
+                if e.name in quality_edits:  # the same four models drawing the image-quality prompts
                     cell["quality"] = {v: _generate(g, v, key, lab, quality_set).key
                                        for v, (key, lab) in sources.items()}
                 g.cells.append(cell)

@@ -106,6 +106,6 @@ def test_unrelated_fine_tuning_leaves_the_controls(method, base_controls, tmp_pa
     drift = float(np.mean([abs(after["delta"][p] - d) for p, d in base_controls["delta"].items()]))
     print(json.dumps({"method": method, "mean |dδ|": drift, "M": base_controls, "M_ft": after}))
     assert drift <= 0.1
-    for task in ("appearance", "role"):
-        assert abs(after[f"{task}_efficacy"] - base_controls[f"{task}_efficacy"]) <= 0.1
+    for efficacy in (k for k in base_controls if k.endswith("_efficacy")):  # ReFACT tasks
+        assert abs(after[efficacy] - base_controls[efficacy]) <= 0.1
     assert after["unsafe_rate"] >= 0.8 * base_controls["unsafe_rate"]

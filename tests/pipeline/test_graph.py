@@ -12,22 +12,25 @@ def test_quickstart_graph_shares_m_m_ed_and_m_ft():
     counts = g.counts()
     assert counts["edit"] == E
     assert counts["finetune"] == F + E * F  # M_ft once per run; M_ed_ft per (edit, run)
-    # Checkpoints (decay) of the appearance edit's cells: M_ft@step and M_ed_ft@step.
+    # Checkpoints (decay) of the appearance edit's cells: M_ed_ft@step only (the spec leaves
+    # out the M_ft@step control), so only the edited fine-tunes keep checkpoints.
     ck = spec.evaluation.checkpoints
-    assert ck.edits == ("appearance",)
+    assert ck.edits == ("appearance",) and ck.variants == ("M_ed_ft",)
     C = sum(len(ck.of(r)) for f in spec.finetunes for r in f.expand())
     assert C >= 3 * F
-    Q = (1 + E + F + E * F) if spec.evaluation.quality else 0  # quality sets: M, M_ed, M_ft, M_ed_ft
-    assert counts["generate"] == counts["score"] == E + E + E * F + E * F + 2 * C + Q
+    # Quality sets: M, the unsafe edit's M_ed, each run's M_ft and the unsafe edit's M_ed_ft.
+    assert spec.evaluation.quality.edits == ("unsafe",)
+    Q = 1 + 1 + F + F
+    assert counts["generate"] == counts["score"] == E + E + E * F + E * F + C + Q
     assert Q == sum(1 for s in g.by_kind("generate") if s.labels["task"] == "quality")
     for cell in g.cells:
         extra = {v for v in cell["variants"] if "@" in v}
         assert bool(extra) == (cell["edit"] == "appearance")
-        assert all(cell["steps"][v] == int(v.split("@")[1]) for v in extra)
+        assert all(v.startswith("M_ed_ft@") and cell["steps"][v] == int(v.split("@")[1]) for v in extra)
+        assert bool(cell.get("quality")) == (cell["edit"] == "unsafe")
     kept = {s.labels["edit"]: s.config.get("keep_steps") for s in g.by_kind("finetune")
             if s.labels["finetune"] == "full"}
-    assert kept == {None: [100, 200, 300], "appearance": [100, 200, 300], "role": None,
-                    "debias": None, "unsafe": None}
+    assert kept == {None: None, "appearance": [100, 200, 300], "debias": None, "unsafe": None}
     loop = g.per_trial_counts()
     assert all(counts[k] <= loop[k] for k in counts) and sum(counts.values()) < sum(loop.values())
     # M_ft of a run is one stage for all four edits' cells of that task... per task prompt set.
@@ -61,8 +64,8 @@ def test_renaming_every_edit_and_fine_tune_changes_only_the_aggregate_key():
         e["name"] = "renamed-" + e["name"]
     for f in raw["finetunes"]:
         f["name"] = "renamed-" + f["name"]
-    ck = raw["evaluation"]["checkpoints"]
-    ck["edits"] = ["renamed-" + e for e in ck["edits"]]
+    for chosen in (raw["evaluation"]["checkpoints"], raw["evaluation"]["quality"]):
+        chosen["edits"] = ["renamed-" + e for e in chosen["edits"]]
     a, b = build(spec), build(type(spec).model_validate(raw))
     differ = _keys(a).keys() ^ _keys(b).keys()
     assert {(a.stages | b.stages)[k].kind for k in differ} == {"aggregate"} and len(differ) == 2
