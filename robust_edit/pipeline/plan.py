@@ -82,23 +82,32 @@ def images_per_generate(graph: Graph) -> dict[str, int]:
             for s in graph.by_kind("generate")}
 
 
-def gpu_hours(graph: Graph) -> dict[str, float]:
+def stage_hours(graph: Graph) -> dict[str, float]:
+    """Estimated GPU-hours of each stage but the aggregate (GPU_HOURS: planning only)."""
     from robust_edit.models import family_of
 
     images = images_per_generate(graph)
-    hours = {"edit": 0.0, "finetune": 0.0, "generate": 0.0, "score": 0.0}
+    hours = {}
     for s in graph.stages.values():
         if s.kind == "aggregate":
             continue
         cost = GPU_HOURS[family_of(s.labels["model"]).name]
         if s.kind == "edit":
-            hours["edit"] += cost["edit"]
+            hours[s.key] = cost["edit"]
         elif s.kind == "finetune":
-            hours["finetune"] += cost["finetune_per_1k_steps"] * s.config["finetune"]["steps"] / 1000
+            hours[s.key] = cost["finetune_per_1k_steps"] * s.config["finetune"]["steps"] / 1000
         else:
             gen = s.key if s.kind == "generate" else s.inputs[0]
             key = "generate_per_1k_images" if s.kind == "generate" else "score_per_1k_images"
-            hours[s.kind] += cost[key] * images[gen] / 1000
+            hours[s.key] = cost[key] * images[gen] / 1000
+    return hours
+
+
+def gpu_hours(graph: Graph) -> dict[str, float]:
+    """Estimated GPU-hours per stage kind."""
+    hours = {"edit": 0.0, "finetune": 0.0, "generate": 0.0, "score": 0.0}
+    for key, h in stage_hours(graph).items():
+        hours[graph.stages[key].kind] += h
     return hours
 
 

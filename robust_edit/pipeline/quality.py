@@ -35,7 +35,7 @@ def write_sets(db, graph: Graph, store: Store, spec: QualitySpec) -> None:
 
     ref = spec.extractor or fid.default_extractor(spec.dataset)
     extractor = fid.load_extractor(ref, spec.inception_weights)
-    keys = sorted({k for c in graph.cells for k in c["quality"].values()})
+    keys = sorted({k for c in graph.cells for k in c.get("quality", {}).values()})
     sets = {}
     for key in tqdm(keys, desc="FID features", mininterval=2):
         frame = pd.read_parquet(store.dir(graph.stages[key]) / IMAGES, columns=["item", "image"])
@@ -53,7 +53,7 @@ def write_sets(db, graph: Graph, store: Store, spec: QualitySpec) -> None:
     weights = db.execute("SELECT edit, item, b, w FROM resamples WHERE b <= ?", [FID_RESAMPLES]).df()
     rows, done = [], {}
     for cell in graph.cells:
-        for variant, key in cell["quality"].items():
+        for variant, key in cell.get("quality", {}).items():
             if (cell["edit"], key) not in done:  # M's and M_ft's sets recur across cells
                 items, feats = sets[key]
                 kid_mean, kid_std = fid.kid(feats, reference, subset_size=kid_size)

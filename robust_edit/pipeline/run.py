@@ -1,12 +1,11 @@
 """Run a sweep: spec -> stage graph -> phases, each skipping what the store already has.
 
-1. side by side on the cluster: edits and M images (one Ray task per missing stage) and
-   the fine-tunes of the unedited model (Ray Tune, one trial per fine-tune stage: the grid
-   over stage keys enumerates models x fine-tunes x ranks x seeds). Each trial trains with
-   step checkpoints in the store (Tune gets only the step), then generates its variant's
-   images for every prompt set that reads it;
-2. once the edits exist: the fine-tunes of the edited models (M_ed_ft trials) and the
-   M_ed images;
+1. the edits (one Ray task per missing stage), with the M images queued beside them;
+2. once the edits exist: every fine-tune, of the unedited and the edited models, in one
+   Ray Tune run (one trial per fine-tune stage, longest first: the grid over stage keys
+   enumerates models x edits x fine-tunes x ranks x seeds), with the M_ed images queued
+   beside the trials. Each trial trains with step checkpoints in the store (Tune gets
+   only the step), then generates its variant's images for every prompt set that reads it;
 3. scores: Ray Data actor pools over all new images (stages.run_scores);
 4. aggregate on the driver: DuckDB + MLflow + the study's tables + the HTML report.
 Failed tasks and trials are retried (max_failures); a stage that still fails does not stop
@@ -23,7 +22,7 @@ from pathlib import Path
 from robust_edit.config import SweepSpec, load_sweep
 from robust_edit.pipeline import results, stages
 from robust_edit.pipeline.graph import Graph, Stage
-from robust_edit.pipeline.plan import check, check_runtime
+from robust_edit.pipeline.plan import check, check_runtime, stage_hours
 from robust_edit.pipeline.store import Store, SweepFailed
 
 
@@ -155,13 +154,16 @@ def _tune(name: str, finetunes: list[Stage], graph: Graph, store: Store, spec: S
             work[ft.key] = (ft, gens)
     if not work:
         return []
+    # Longest first (by the plan's cost model), so that the last trials to start are short.
+    hours = stage_hours(graph)
+    order = sorted(work, key=lambda k: -(hours[k] + sum(hours[g.key] for g in work[k][1])))
     res = spec.resources
     trainable = tune.with_resources(
         tune.with_parameters(_trial, work=work, root=str(store.root), cpus=res.cpus_per_trial),
         {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial})
     progress = _trial_progress(name, len(work))
     tuner = tune.Tuner(
-        trainable, param_space={"stage": tune.grid_search(sorted(work))},
+        trainable, param_space={"stage": tune.grid_search(order)},
         tune_config=tune.TuneConfig(max_concurrent_trials=res.max_concurrent_trials),
         run_config=tune.RunConfig(
             name=name, storage_path=str(store.root / "tune"), verbose=0, callbacks=[progress],
@@ -222,15 +224,16 @@ def _run(graph: Graph, store: Store, spec: SweepSpec, quiet: bool) -> dict:
         _init_ray(spec)
         if os.environ.get("RAY_ADDRESS"):  # the embedded Ray's were checked before the lock
             _check_gpus(spec)
-        finetunes = graph.by_kind("finetune")
-        first = (_submit("edit", missing["edit"], spec, store)
-                 | _submit("generate", todo("generate", "M"), spec, store))
-        failed = _tune("finetune-M", [f for f in finetunes if not f.inputs], graph, store, spec)
-        failed += _wait(first, "edits and M images")
-        failed += _tune("finetune-M_ed", [f for f in finetunes if f.inputs], graph, store, spec)
-        failed += _wait(_submit("generate", [g for g in todo("generate", "M_ed")
-                                             if _inputs_done(g, graph, store)], spec, store),
-                        "M_ed images")
+        # Edits first, M images beside them; then every fine-tune in one Tune run (longest
+        # first) with the M_ed images queued beside the trials: no phase waits on its
+        # slowest trial while a worker idles.
+        edits = _submit("edit", missing["edit"], spec, store)
+        images = _submit("generate", todo("generate", "M"), spec, store)
+        failed = _wait(edits, "edits")
+        images |= _submit("generate", [g for g in todo("generate", "M_ed")
+                                       if _inputs_done(g, graph, store)], spec, store)
+        failed += _tune("finetune", graph.by_kind("finetune"), graph, store, spec)
+        failed += _wait(images, "M and M_ed images")
         stages.run_scores(graph, store, spec, [s for s in todo("score") if _inputs_done(s, graph, store)])
         if failed:
             raise SweepFailed(f"{len(failed)} stage(s) failed; the others are stored and a rerun "

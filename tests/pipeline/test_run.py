@@ -102,14 +102,17 @@ def test_checkpoints_and_image_quality_are_evaluated_like_variants(tmp_path):
     """evaluation.checkpoints: the fine-tunes keep the asked checkpoints, M_ft@2 and
     M_ed_ft@2 are generated from them and scored like any variant, and the decay table has
     steps 0 (M_ed), 2 (the checkpoint) and 4 (M_ed_ft). evaluation.quality: each variant
-    draws the quality prompts; the quality table has its FID, KID and CLIP score."""
+    draws the quality prompts; the quality table has its FID, KID and CLIP score. Both are
+    asked of one of two edits: the other edit's cells have neither."""
     import yaml
 
     from tests.pipeline.sweeps import TINY
 
-    evaluation = {**yaml.safe_load(TINY.read_text())["evaluation"], "checkpoints": [2],
-                  "quality": {"dataset": "world:coco", "images": 12}}
-    spec = tiny_spec(tmp_path, evaluation=evaluation)
+    raw = yaml.safe_load(TINY.read_text())
+    edits = [*raw["edits"], {**raw["edits"][0], "name": "unsafe-few", "rows": "0:6"}]
+    evaluation = {**raw["evaluation"], "checkpoints": {"steps": [2], "edits": ["unsafe"]},
+                  "quality": {"dataset": "world:coco", "images": 12, "edits": ["unsafe"]}}
+    spec = tiny_spec(tmp_path, edits=edits, evaluation=evaluation)
     finish(sweep(spec))
     df, tables = results(spec)
     assert set(df["variant"]) == {"M", "M_ed", "M_ft", "M_ed_ft", "M_ft@2", "M_ed_ft@2"}
@@ -122,12 +125,18 @@ def test_checkpoints_and_image_quality_are_evaluated_like_variants(tmp_path):
     assert quality["CLIP score"].between(0, 100).all()
     assert (quality["CLIP score lo"] <= quality["CLIP score"]).all()
     assert (df[df["kind"] == "quality"].groupby("variant")["item"].nunique() == 12).all()
+    # Two cells (one per edit); checkpoints and quality items in the same one, the unsafe
+    # edit's (the decay table's edit, below).
+    decayed = set(df.loc[df["variant"].str.contains("@"), "cell"])
+    assert df["cell"].nunique() == 2 and len(decayed) == 1
+    assert set(df.loc[df["kind"] == "quality", "cell"]) == decayed
     runs = sorted((Path(load_sweep(spec).storage) / "stages" / "finetune").glob("*/run"))
-    assert [sorted(p.name for p in (r / "checkpoints").iterdir()) for r in runs] == [["step-000002"]] * 2
+    kept = sorted(sorted(p.name for p in (r / "checkpoints").iterdir()) for r in runs)
+    assert kept == [[], ["step-000002"], ["step-000002"]]  # M_ft's and unsafe's M_ed_ft's
     decay = tables["decay"]
-    assert decay["step"].tolist() == [0, 2, 4]
+    assert decay["step"].tolist() == [0, 2, 4] and set(decay["edit"]) == {"unsafe"}
     # Step 0 is M_ed itself and the last step M_ed_ft: the unsafe table's values.
-    unsafe = tables["unsafe"].iloc[0]
+    unsafe = tables["unsafe"].set_index("edit").loc["unsafe"]
     assert decay["M_ed(_ft)"].iloc[0] == pytest.approx(unsafe["unsafe M_ed"])
     assert decay["M_ed(_ft)"].iloc[-1] == pytest.approx(unsafe["unsafe M_ed_ft"])
     assert decay["M(_ft)"].iloc[0] == pytest.approx(unsafe["unsafe M"])
