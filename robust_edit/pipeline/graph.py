@@ -175,11 +175,16 @@ def build(spec: SweepSpec) -> Graph:
             quality, resolve.generation(spec.evaluation.generation, quality.dataset))
         quality_edits = frozenset(quality.edits or resolved) if quality else frozenset()
 
-        def keep(c: FinetuneConfig, edit: str | None, decayed: frozenset = decayed) -> tuple[int, ...]:
-            """The checkpoints evaluated as variants: M_ft's if any edit decays (and the spec
-            asks for M_ft@step), M_ed_ft's for the edits that do."""
-            asked = edit in decayed if edit else bool(decayed) and "M_ft" in ck.variants
-            return ck.of(c) if asked else ()
+        def decay_steps(c: FinetuneConfig, edit: str | None, decayed: frozenset = decayed) -> tuple[int, ...]:
+            """The checkpoint steps drawn as variants: in the cells of the edits that decay
+            (edit None, the unedited run: in any edit's cells)."""
+            return ck.of(c) if (edit in decayed if edit else decayed) else ()
+
+        def keep(c: FinetuneConfig, edit: str | None) -> tuple[int, ...]:
+            """The checkpoints a fine-tune keeps: its variant's (M_ft, or M_ed_ft of `edit`)
+            steps, where the spec draws that variant at steps."""
+            variant = "M_ed_ft" if edit else "M_ft"
+            return decay_steps(c, edit) if ck and variant in ck.variants else ()
 
         ft_plain = {(n, c.rank, c.seed): g.add(_finetune_stage(model, model_key, c, n, None, keep(c, None)))
                     for n, c in runs}
@@ -195,7 +200,7 @@ def build(spec: SweepSpec) -> Graph:
                 variants = {v: _generate(g, v, key, lab, prompt_set).key for v, (key, lab) in sources.items()}
                 # The fine-tuning step each variant is at (M and M_ed: step 0).
                 steps = {"M": 0, "M_ed": 0, "M_ft": c.steps, "M_ed_ft": c.steps}
-                for step in keep(c, e.name):
+                for step in decay_steps(c, e.name):
                     for v in ck.variants:
                         key, lab = sources[v]
                         variants[f"{v}@{step}"] = _generate(g, v, key, lab, prompt_set, step).key

@@ -39,6 +39,20 @@ def test_quickstart_graph_shares_m_m_ed_and_m_ft():
     assert len({c["variants"]["M"] for c in g.cells}) == E
 
 
+def test_checkpoints_are_kept_only_for_the_variants_drawn_at_steps():
+    """checkpoints.variants: [M_ft] draws M_ft@step only, so the edited fine-tunes keep no
+    checkpoint and the unedited ones keep every asked step."""
+    spec = load_sweep("sweeps/quickstart.yaml")
+    raw = spec.model_dump(mode="json")
+    raw["evaluation"]["checkpoints"]["variants"] = ["M_ft"]
+    g = build(type(spec).model_validate(raw))
+    kept = {s.labels["edit"]: s.config.get("keep_steps") for s in g.by_kind("finetune")
+            if s.labels["finetune"] == "full"}
+    assert kept == {None: [100, 200, 300], "appearance": None, "debias": None, "unsafe": None}
+    steps = {c["edit"]: {v for v in c["variants"] if "@" in v} for c in g.cells if c["finetune"] == "full"}
+    assert steps == {"appearance": {"M_ft@100", "M_ft@200", "M_ft@300"}, "debias": set(), "unsafe": set()}
+
+
 def test_changing_a_fine_tune_changes_only_its_downstream_keys():
     spec = load_sweep("sweeps/quickstart.yaml")
     raw = spec.model_dump(mode="json")
