@@ -1,12 +1,15 @@
-"""Scoring throughput: the sweep's Ray Data actor pool against a bare loop, same process.
+"""Scoring throughput: the sweep's Ray Data pipeline against a bare loop, same process.
 
 Both score the same generated images (a store's generate stages) with the same callable
-(robust_edit.pipeline.stages.ScoreBatch: PNG decode + each stage's scorers), one torch
-thread each; Ray is started before either clock runs (the sweep's driver has it up), so the
-Ray Data figure includes its actor start-up and streaming, nothing else. Target: Ray Data
->= 0.9 x the bare loop's images/s.
+(robust_edit.pipeline.stages.ScoreBatch: PNG decode + each stage's scorers) on the same
+cores: Ray Data as the sweep runs it (stages.score_dataset at the spec's resources: the
+quickstart's 2 actors of one torch thread each), the bare loop in this process with one
+torch thread per actor. Ray is started before either clock runs (the sweep's driver has it
+up), so the Ray Data figure includes its actors' start-up and streaming, nothing else.
+Target: Ray Data >= 0.9 x the bare loop's images/s.
 
-    python benchmarks/score_throughput.py [--store outputs/sweeps/quickstart] [--images N] [--only NAME] [--rounds 3]
+    python benchmarks/score_throughput.py [--spec sweeps/quickstart.yaml] [--store outputs/sweeps/quickstart]
+        [--images N] [--only NAME] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -46,12 +49,12 @@ def names_of(paths: list[str], only: str | None) -> dict[str, list[str]]:
     return out
 
 
-def bare_loop(paths: list[str], scorer: str, names: dict, batch: int) -> tuple[int, float]:
+def bare_loop(paths: list[str], scorer: str, names: dict, batch: int, threads: int) -> tuple[int, float]:
     import torch
 
     from robust_edit.pipeline.stages import ScoreBatch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     t = time.perf_counter()
     score, n = ScoreBatch(names, scorer, gpu=False), 0
     for path in paths:
@@ -62,29 +65,24 @@ def bare_loop(paths: list[str], scorer: str, names: dict, batch: int) -> tuple[i
     return n, time.perf_counter() - t
 
 
-def ray_data(paths: list[str], scorer: str, names: dict, batch: int) -> tuple[int, float]:
-    import ray
-
-    from robust_edit.pipeline.stages import ScoreBatch
+def ray_data(paths: list[str], scorer: str, names: dict, resources) -> tuple[int, float]:
+    from robust_edit.pipeline.stages import score_dataset
 
     t = time.perf_counter()
-    scored = ray.data.read_parquet(paths, include_paths=True).map_batches(
-        ScoreBatch, fn_constructor_kwargs={"names": names, "ref": scorer, "gpu": False},
-        compute=ray.data.ActorPoolStrategy(size=1), batch_size=batch, batch_format="pandas",
-        num_cpus=1)
     items = set()
-    for out in scored.iter_batches(batch_format="pandas", batch_size=None):
+    for out in score_dataset(paths, names, scorer, resources).iter_batches(batch_format="pandas", batch_size=None):
         items.update(zip(out["path"], out["item"]))
     return len(items), time.perf_counter() - t
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--spec", type=Path, default=Path("sweeps/quickstart.yaml"),
+                    help="the sweep whose scoring resources Ray Data runs with")
     ap.add_argument("--store", type=Path, default=Path("outputs/sweeps/quickstart"))
     ap.add_argument("--images", type=int, help="default: every image in the store")
     ap.add_argument("--scorer", default="world:scorer")
     ap.add_argument("--only", help="one registered scorer (default: each stage's, as the sweep)")
-    ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--rounds", type=int, default=3, help="alternating timed rounds (medians)")
     args = ap.parse_args()
 
@@ -92,26 +90,31 @@ def main() -> None:
 
     import ray
 
+    from robust_edit.config import load_sweep
+    from robust_edit.pipeline.run import init_ray
+
+    spec = load_sweep(args.spec)
+    resources = spec.resources
+    threads = resources.scorer_actors  # each actor: one torch thread (Ray's OMP_NUM_THREADS)
     paths = image_files(args.store, args.images)
     names = names_of(paths, args.only)
-    # As the sweep's driver starts Ray: no runtime_env, so the actor reuses a prestarted
-    # worker (an env_vars runtime_env made Ray start a fresh worker for it: ~6 s a round);
-    # Ray gives a 1-CPU actor OMP_NUM_THREADS=1 itself.
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    init_ray(spec)  # as the sweep's driver starts it
     logging.getLogger("ray.data").setLevel(logging.WARNING)
-    ray_data(paths[:1], args.scorer, names, args.batch)  # Ray Data's own first-use set-up
+    ray_data(paths[:1], args.scorer, names, resources)  # Ray Data's own first-use set-up
     # Alternating rounds: a 2-core machine's background load moves single timings by 20 %.
     rounds = []
     for _ in range(args.rounds):
-        n_ray, s_ray = ray_data(paths, args.scorer, names, args.batch)
-        n_bare, s_bare = bare_loop(paths, args.scorer, names, args.batch)
+        n_ray, s_ray = ray_data(paths, args.scorer, names, resources)
+        n_bare, s_bare = bare_loop(paths, args.scorer, names, 256, threads)
         assert n_ray == n_bare, (n_ray, n_bare)
         rounds.append((s_bare, s_ray))
     scorers = sorted({n for v in names.values() for n in v})
     print(f"images: {n_bare} from {len(paths)} generate stages, scorers {scorers} ({args.scorer})")
     s_bare, s_ray = (float(np.median(x)) for x in zip(*rounds))
-    print(f"bare loop: {n_bare / s_bare:8.1f} images/s (median of {len(rounds)}: {s_bare:.1f} s)")
-    print(f"Ray Data:  {n_ray / s_ray:8.1f} images/s (median of {len(rounds)}: {s_ray:.1f} s)")
+    print(f"bare loop: {n_bare / s_bare:8.1f} images/s (median of {len(rounds)}: {s_bare:.1f} s; "
+          f"{threads} torch threads)")
+    print(f"Ray Data:  {n_ray / s_ray:8.1f} images/s (median of {len(rounds)}: {s_ray:.1f} s; "
+          f"{resources.scorer_actors} actors x {resources.cpus_per_scorer_actor} CPU, {args.spec})")
     print(f"Ray Data / bare loop: {s_bare / s_ray:.2f} (target >= 0.90); per round: "
           + ", ".join(f"{b / r:.2f}" for b, r in rounds))
     ray.shutdown()

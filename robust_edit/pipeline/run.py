@@ -61,7 +61,7 @@ def _trial(config: dict, *, work: dict, root: str, cpus: float) -> None:
     tune.report({"step": finetune.config["finetune"]["steps"], "generated": len(generates)})
 
 
-def _init_ray(spec: SweepSpec) -> None:
+def init_ray(spec: SweepSpec) -> None:
     import ray
 
     if ray.is_initialized():
@@ -221,7 +221,7 @@ def _run(graph: Graph, store: Store, spec: SweepSpec, quiet: bool) -> dict:
               f"{sum(map(len, missing.values()))} to run "
               f"({', '.join(f'{k} {len(v)}' for k, v in missing.items() if v) or 'none'})", flush=True)
     if any(missing[k] for k in ("edit", "finetune", "generate", "score")):
-        _init_ray(spec)
+        init_ray(spec)
         if os.environ.get("RAY_ADDRESS"):  # the embedded Ray's were checked before the lock
             _check_gpus(spec)
         # Edits first, M images beside them; then every fine-tune in one Tune run (longest

@@ -178,11 +178,28 @@ class ScoreBatch:
         return pd.concat(out, ignore_index=True)
 
 
+def score_dataset(paths: list[str], names: dict[str, list[str]], ref: str, res):
+    """The Ray Data pipeline that scores generated images: read the image files, stream
+    them through an actor pool of ScoreBatch (res: the spec's resources). Rows keep their
+    file's path. The sweep runs it; benchmarks/score_throughput.py times it."""
+    import ray
+
+    # Ray 2.60's Parquet reader V2 (the default) lists the files in one task (7-9 s here
+    # for 52 files) and reads them into a single block whatever override_num_blocks says,
+    # which one actor then scores alone whatever the pool's size; V1 reads a block per
+    # file, so every actor works (quickstart's 15,356 images on 2 actors: 25 s against
+    # 50 s; benchmarks/README.md).
+    ray.data.DataContext.get_current().use_datasource_v2 = False
+    return ray.data.read_parquet(paths, include_paths=True, override_num_blocks=len(paths)).map_batches(
+        ScoreBatch, fn_constructor_kwargs={"names": names, "ref": ref, "gpu": res.gpus_per_scorer_actor > 0},
+        compute=ray.data.ActorPoolStrategy(size=res.scorer_actors), batch_size=256,
+        batch_format="pandas", num_cpus=res.cpus_per_scorer_actor,
+        num_gpus=res.gpus_per_scorer_actor or None)
+
+
 def run_scores(graph: Graph, store: Store, spec: SweepSpec, stages: list[Stage]) -> None:
     """Score every given score stage's images (they must be generated)."""
     import logging
-
-    import ray
 
     if not stages:
         return
@@ -190,14 +207,8 @@ def run_scores(graph: Graph, store: Store, spec: SweepSpec, stages: list[Stage])
     t0 = time.time()
     gen_of = {s.key: graph.stages[s.inputs[0]] for s in stages}
     by_path = {str(store.dir(gen) / IMAGES): s for s, gen in ((graph.stages[k], g) for k, g in gen_of.items())}
-    res = spec.resources
-    scored = ray.data.read_parquet(list(by_path), include_paths=True).map_batches(
-        ScoreBatch, fn_constructor_kwargs={"names": {g.key: scorer_names(g) for g in gen_of.values()},
-                                           "ref": spec.evaluation.scorer,
-                                           "gpu": res.gpus_per_scorer_actor > 0},
-        compute=ray.data.ActorPoolStrategy(size=res.scorer_actors), batch_size=256,
-        batch_format="pandas", num_cpus=res.cpus_per_scorer_actor,
-        num_gpus=res.gpus_per_scorer_actor or None)
+    scored = score_dataset(list(by_path), {g.key: scorer_names(g) for g in gen_of.values()},
+                           spec.evaluation.scorer, spec.resources)
     parts = defaultdict(list)
     for batch in scored.iter_batches(batch_format="pandas", batch_size=None):
         for path, rows in batch.groupby("path"):

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from robust_edit.config import load_sweep
-from robust_edit.pipeline.run import _init_ray
+from robust_edit.pipeline.run import init_ray
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = Path(__file__).with_name("tiny.yaml")
@@ -77,7 +77,7 @@ def test_embedded_ray_binds_only_loopback(ray_tmpdir):
     import ray
 
     ray.shutdown()
-    _init_ray(load_sweep(TINY))
+    init_ray(load_sweep(TINY))
     try:
         assert ray.util.get_node_ip_address() == "127.0.0.1"
 

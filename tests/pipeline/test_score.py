@@ -56,3 +56,33 @@ def test_ray_paths_without_a_scheme_match_ours():
     assert _normal("file://" + b, ours) == b
     with pytest.raises(StopIteration):
         _normal("/elsewhere/images.parquet", ours)
+
+
+def test_the_sweeps_pipeline_reads_a_block_per_file_so_every_actor_of_the_pool_works(tmp_path, monkeypatch):
+    """Ray 2.60's default Parquet reader (V2) read all files into one block, so a pool of
+    two actors scored with one; score_dataset keeps one block per file (files of more
+    than one batch, as a generate stage's are: small blocks are batched together)."""
+    import ray
+
+    from robust_edit.config import ResourcesSpec
+    from robust_edit.pipeline.stages import score_dataset
+
+    monkeypatch.setenv("RAY_TMPDIR", f"/tmp/rs-{tmp_path.name[-8:]}")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    paths = []
+    for stage in ("a", "b", "c", "d"):
+        (tmp_path / stage).mkdir()
+        paths.append(str(tmp_path / stage / "images.parquet"))
+        pd.DataFrame({"item": range(300), "prompt": "p",
+                      "image": [_png(0 if i % 2 else 255) for i in range(300)]}).to_parquet(paths[-1])
+    ray.shutdown()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        res = ResourcesSpec(scorer_actors=2, cpus_per_scorer_actor=0.5)
+        ds = score_dataset(paths, {s: ["black"] for s in "abcd"}, "world:scorer", res).materialize()
+        blocks, rows = ds.num_blocks(), ds.to_pandas()
+    finally:
+        ray.shutdown()
+    assert blocks >= len(paths)
+    got = {(_normal(r.path, dict.fromkeys(paths)), r.item): r.value for r in rows.itertuples()}
+    assert got == {(p, i): float(i % 2) for p in paths for i in range(300)}
