@@ -54,3 +54,20 @@ def test_shipped_world_loads_by_reference():
     pipe = models.load_pipeline("world:sd", device="cpu")
     assert pipe.vae.config.scaling_factor != 1.0
     assert pipe.tokenizer("a red circle").input_ids[:3] == [49406, 320, 736]  # real CLIP ids
+
+
+def test_shipped_sdxl_world_loads_by_reference_as_sdxl():
+    """world:sdxl goes through the same loading code as the hub ids, to SDXL's pipeline
+    class, and its family names both text encoders for ReFACT."""
+    if "sdxl" not in WORLD.model_names():
+        pytest.skip("shipped SDXL world not built in this checkout")
+    pipe = models.load_pipeline("world:sdxl", device="cpu")
+    assert type(pipe).__name__ == "StableDiffusionXLPipeline"
+    assert models.family_of("world:sdxl") is models.FAMILIES["sdxl"]
+    from robust_edit.edit.refact import mlp
+
+    for name in models.FAMILIES["sdxl"].text_encoders:
+        layers = models.text_encoder_layers("world:sdxl", name)
+        assert mlp(getattr(pipe, name), models.FAMILIES["sdxl"], layers - 1)[1].out_features == (
+            getattr(pipe, name).config.hidden_size)
+    assert pipe.tokenizer_2("a red circle").input_ids[:3] == [49406, 320, 736]

@@ -91,8 +91,13 @@ def batch_indices(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor
 
 def sd_loss(pipe, family: Family, z: torch.Tensor, captions: list[str], gen: torch.Generator
             ) -> torch.Tensor:
-    """Per-example noise-prediction MSE (epsilon or v targets) for SD and SDXL."""
-    sched, device = pipe.scheduler, pipe.unet.device
+    """Per-example noise-prediction MSE (epsilon or v targets) for SD and SDXL. The noise is
+    added as in training (DDPM's forward process on the pipeline scheduler's betas), not by
+    the sampling scheduler: SDXL's Euler scheduler adds sigma-scaled noise its UNet never
+    reads unscaled (diffusers' SDXL training example does the same)."""
+    from diffusers import DDPMScheduler
+
+    sched, device = DDPMScheduler.from_config(pipe.scheduler.config), pipe.unet.device
     noise = torch.randn(z.shape, generator=gen).to(device)
     t = torch.randint(0, sched.config.num_train_timesteps, (len(z),), generator=gen).to(device)
     z = z.to(device)

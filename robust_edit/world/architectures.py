@@ -1,6 +1,6 @@
-"""The world's model architectures: the VAE, the CLIP text encoder and the UNet that make
-up its Stable Diffusion pipeline, and the noise schedule they are trained and sampled with.
-(The scorer's architecture is robust_edit.world.scorer's.)"""
+"""The world's model architectures: the VAE, the CLIP text encoders and the UNets that make
+up its Stable Diffusion and SDXL pipelines, and the noise schedule they are trained and
+sampled with. (The scorer's architecture is robust_edit.world.scorer's.)"""
 
 from __future__ import annotations
 
@@ -25,15 +25,35 @@ def make_text_encoder():
         projection_dim=64, bos_token_id=49406, eos_token_id=49407, pad_token_id=49407))
 
 
-def make_unet():
+def make_text_encoder_2():
+    """SDXL's second encoder: a CLIP text model with a projection, whose projected EOS state
+    is the pooled text embedding SDXL's UNet adds to its time embedding."""
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    return CLIPTextModelWithProjection(CLIPTextConfig(
+        vocab_size=49408, hidden_size=32, intermediate_size=128, num_hidden_layers=4,
+        num_attention_heads=4, max_position_embeddings=77, hidden_act="gelu",
+        projection_dim=SDXL_POOLED_DIM, bos_token_id=49406, eos_token_id=49407, pad_token_id=49407))
+
+
+SDXL_POOLED_DIM = 32
+SDXL_TIME_EMBED_DIM = 8  # per size/crop id: (original h, w, crop top, left, target h, w)
+
+
+def make_unet(sdxl: bool = False):
+    """SD's UNet; with sdxl, SDXL's: cross-attention over both encoders' states side by side
+    (64 + 32) and the "text_time" added conditioning (pooled text + the six size/crop ids)."""
     from diffusers import UNet2DConditionModel
 
+    extra = dict(cross_attention_dim=64 + 32, addition_embed_type="text_time",
+                 addition_time_embed_dim=SDXL_TIME_EMBED_DIM,
+                 projection_class_embeddings_input_dim=SDXL_POOLED_DIM + 6 * SDXL_TIME_EMBED_DIM,
+                 ) if sdxl else dict(cross_attention_dim=64)
     return UNet2DConditionModel(
         sample_size=V.IMAGE_SIZE // 4, in_channels=4, out_channels=4, layers_per_block=1,
-        block_out_channels=(64, 128), norm_num_groups=16, cross_attention_dim=64,
-        attention_head_dim=4,
+        block_out_channels=(64, 128), norm_num_groups=16, attention_head_dim=4,
         down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"))
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"), **extra)
 
 
 def noise_scheduler_config() -> dict:

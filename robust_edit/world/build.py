@@ -1,9 +1,11 @@
 """`robust-edit world build`: train the embedded world from scratch, deterministically.
 
-Stages, in order: render the training set; train the VAE; pre-encode latents; train the
-text encoder and UNet jointly (noise prediction, caption dropout, EMA); train the scorer
-(multi-positive contrastive); calibrate the professions' attribute rates by measurement
-with the scorer; save everything in its library's own format.
+Stages, in order, for each model (`sd`, a StableDiffusionPipeline; `sdxl`, a
+StableDiffusionXLPipeline with two text encoders and SDXL's added conditioning): render the
+training set; train the VAE; pre-encode latents; train the text encoder(s) and UNet jointly
+(noise prediction, caption dropout, EMA). Then train the scorer (multi-positive
+contrastive); calibrate each model's professions' attribute rates by measurement with the
+scorer; save everything in its library's own format.
 
 The models' architectures are in architectures.py, the training in training.py, the
 calibration in calibration.py; this module runs them in order.
@@ -22,7 +24,7 @@ from robust_edit.atomic import write_atomic
 from robust_edit.world import scorer as world_scorer
 from robust_edit.world.architectures import noise_scheduler_config
 from robust_edit.world.build_config import BuildConfig, Schedule
-from robust_edit.world.calibration import calibrate_professions
+from robust_edit.world.calibration import calibrate_professions, calibration_encoders
 from robust_edit.world.training import (
     encode_latents,
     render_training_set,
@@ -36,73 +38,108 @@ QUICK = BuildConfig(n_images=256, vae=Schedule(steps=3, batch=8), diffusion=Sche
                     scorer_images=256, scorer=Schedule(steps=3, batch=16))
 
 
-def build(out: Path, cfg: BuildConfig = BuildConfig(), *, only: str | None = None) -> dict:  # noqa: B008
-    """Train and save the world under `out` (`out/sd`, `out/scorer`); returns the build record."""
-    from diffusers import DDIMScheduler, StableDiffusionPipeline
+MODELS = ("sd", "sdxl")
 
-    from robust_edit.models import load_pipeline
-    from robust_edit.provenance import package_versions
+
+def train_pipeline(cfg: BuildConfig, model: str):
+    """Render, train the VAE, encode latents and train the text encoder(s) + UNet of one
+    world model; returns its pipeline and the minutes per part."""
+    from diffusers import (
+        DDIMScheduler,
+        EulerDiscreteScheduler,
+        StableDiffusionPipeline,
+        StableDiffusionXLPipeline,
+    )
+
     from robust_edit.world.tokenizer import clip_tokenizer
 
-    if only in ("sd", "calibrate") and not (out / "scorer").is_dir():
-        raise FileNotFoundError(f"the SD model's calibration measures with the world scorer, not "
+    torch.manual_seed(cfg.seed)  # each model's training starts from the same state
+    t0 = time.time()
+    images, captions, _ = render_training_set(cfg)
+    tok = clip_tokenizer()
+    enc = lambda texts: tok(texts, padding="max_length", max_length=77, truncation=True,
+                            return_tensors="pt").input_ids
+    input_ids, empty_ids = enc(captions), enc([""])[0]
+    vae = train_vae(images, cfg)
+    minutes = {"vae": (time.time() - t0) / 60}
+    latents = encode_latents(vae, images)
+    vae.register_to_config(scaling_factor=float(1.0 / latents.std()))
+    latents = latents * vae.config.scaling_factor
+    t1 = time.time()
+    encoders, unet = train_diffusion(latents, input_ids, empty_ids, cfg, sdxl=model == "sdxl")
+    minutes["text_encoder_unet"] = (time.time() - t1) / 60
+    if model == "sd":
+        return StableDiffusionPipeline(
+            vae=vae, text_encoder=encoders[0], tokenizer=tok, unet=unet,
+            scheduler=DDIMScheduler(**noise_scheduler_config(), set_alpha_to_one=False),
+            safety_checker=None, feature_extractor=None, requires_safety_checker=False), minutes
+    # SDXL's own sampler (Euler, "leading" spacing). The unconditional branch is the empty
+    # prompt's encoding, as the world was trained with caption dropout, not SDXL's zeros.
+    return StableDiffusionXLPipeline(
+        vae=vae, text_encoder=encoders[0], text_encoder_2=encoders[1], tokenizer=tok, tokenizer_2=tok,
+        unet=unet, scheduler=EulerDiscreteScheduler.from_config(
+            noise_scheduler_config(), timestep_spacing="leading"),
+        force_zeros_for_empty_prompt=False, add_watermarker=False), minutes
+
+
+def build(out: Path, cfg: BuildConfig = BuildConfig(), *, only: str | None = None) -> dict:  # noqa: B008
+    """Train and save the world under `out` (`out/sd`, `out/sdxl`, `out/scorer`); returns the
+    build record. `only`: one model, the scorer, or "calibrate" (an uncalibrated sd)."""
+    from robust_edit.models import load_pipeline
+    from robust_edit.provenance import package_versions
+
+    if only in (*MODELS, "calibrate") and not (out / "scorer").is_dir():
+        raise FileNotFoundError(f"a model's calibration measures with the world scorer, not "
                                 f"found at {out / 'scorer'}: build it first (--only scorer)")
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     t0 = time.time()
-    minutes: dict[str, float] = {}
-    if only in (None, "sd"):
-        images, captions, _ = render_training_set(cfg)
-        tok = clip_tokenizer()
-        enc = lambda texts: tok(texts, padding="max_length", max_length=77, truncation=True,
-                                return_tensors="pt").input_ids
-        input_ids, empty_ids = enc(captions), enc([""])[0]
-        vae = train_vae(images, cfg)
-        minutes["vae"] = (time.time() - t0) / 60
-        latents = encode_latents(vae, images)
-        vae.register_to_config(scaling_factor=float(1.0 / latents.std()))
-        latents = latents * vae.config.scaling_factor
-        t1 = time.time()
-        text_encoder, unet = train_diffusion(latents, input_ids, empty_ids, cfg)
-        minutes["text_encoder_unet"] = (time.time() - t1) / 60
-        pipe = StableDiffusionPipeline(
-            vae=vae, text_encoder=text_encoder, tokenizer=tok, unet=unet,
-            scheduler=DDIMScheduler(**noise_scheduler_config(), set_alpha_to_one=False), safety_checker=None,
-            feature_extractor=None, requires_safety_checker=False)
-        pipe.to(torch.float16).save_pretrained(out / "sd", safe_serialization=True)
-    if only in (None, "scorer"):
+    minutes: dict[str, dict] = {}
+    models = [m for m in MODELS if only in (None, m)]
+    # The scorer trains right after sd, from the torch state sd's training leaves, as it
+    # did when the world had one model (so that build still reproduces the shipped scorer).
+    for part in [p for p in ("sd", "scorer", "sdxl") if only in (None, p)]:
         t2 = time.time()
-        world_scorer.save(train_scorer(cfg), out / "scorer")
-        minutes["scorer"] = (time.time() - t2) / 60
+        if part == "scorer":
+            world_scorer.save(train_scorer(cfg), out / "scorer")
+            minutes["scorer"] = {"scorer": (time.time() - t2) / 60}
+        else:
+            pipe, minutes[part] = train_pipeline(cfg, part)
+            pipe.to(torch.float16).save_pretrained(out / part, safe_serialization=True)
     path = out / "build.json"
     records = json.loads(path.read_text()) if only and path.exists() else {}
-    calibration = None
-    if only in (None, "sd", "calibrate"):
-        if only == "calibrate":
-            if "sd" not in records:
-                raise FileNotFoundError(f"no sd record in {path}: build the SD model first (--only sd)")
-            if "calibration" in records["sd"]:
-                raise ValueError(f"{out / 'sd'} is already calibrated (build.json); calibrating "
-                                 "twice is not what `world build` does: rebuild with --only sd")
-        t3 = time.time()
-        pipe = load_pipeline(str(out / "sd"), device="cpu")
-        calibration = calibrate_professions(pipe, world_scorer.WorldScorer(out / "scorer"), cfg)
-        # Only the text encoder changed; re-saving the pipeline would stamp local paths into
-        # the other components' configs.
-        pipe.text_encoder.to(torch.float16).save_pretrained(out / "sd" / "text_encoder")
-        minutes["calibration"] = (time.time() - t3) / 60
-    minutes["total"] = (time.time() - t0) / 60
-    record = {"config": asdict(cfg), "minutes": minutes, "versions": package_versions()}
-    # A partial rebuild (--only) keeps the other model's record; calibration is part of sd's.
+    calibrations = {}
     if only == "calibrate":
-        records["sd"]["minutes"]["calibration"] = minutes["calibration"]
+        if "sd" not in records:
+            raise FileNotFoundError(f"no sd record in {path}: build the SD model first (--only sd)")
+        if "calibration" in records["sd"]:
+            raise ValueError(f"{out / 'sd'} is already calibrated (build.json); calibrating "
+                             "twice is not what `world build` does: rebuild with --only sd")
+        models, minutes["sd"] = ["sd"], {}
+    for model in models:
+        t3 = time.time()
+        pipe = load_pipeline(str(out / model), device="cpu")
+        calibrations[model] = calibrate_professions(pipe, world_scorer.WorldScorer(out / "scorer"), cfg)
+        # Only the text encoders changed; re-saving the pipeline would stamp local paths into
+        # the other components' configs.
+        for name in calibration_encoders(pipe):
+            getattr(pipe, name).to(torch.float16).save_pretrained(out / model / name)
+        minutes[model]["calibration"] = (time.time() - t3) / 60
+    for part in minutes.values():
+        part["total"] = sum(part.values())
+    versions = package_versions()
+    # A partial rebuild (--only) keeps the other models' records; calibration is part of a model's.
+    if only == "calibrate":
+        records["sd"]["minutes"]["calibration"] = minutes["sd"]["calibration"]
         records["sd"]["config"].update({k: v for k, v in asdict(cfg).items() if k.startswith("calibration")})
     else:
-        records.update({name: dict(record) for name in (["sd", "scorer"] if only is None else [only])})
-    if calibration is not None:
-        records["sd"]["calibration"] = calibration
+        records.update({name: {"config": asdict(cfg), "minutes": m, "versions": versions}
+                        for name, m in minutes.items()})
+    for model, calibration in calibrations.items():
+        records[model]["calibration"] = calibration
     write_atomic(path, json.dumps(records, indent=2))
-    return record
+    return {"minutes": {**minutes, "total": (time.time() - t0) / 60}, "config": asdict(cfg),
+            "versions": versions}
 
 
 def quick_config(**overrides) -> BuildConfig:

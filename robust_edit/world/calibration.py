@@ -22,9 +22,15 @@ def profession_token_ids(tokenizer) -> list[int]:
     return [tokenizer(p).input_ids[-2] for p in V.PROFESSIONS]
 
 
-def tall_direction(pipe) -> torch.Tensor:
+def calibration_encoders(pipe) -> list[str]:
+    """The pipeline's text encoders (SD: one; SDXL: two), each of which reads the profession
+    words from its own embedding table."""
+    return [n for n in ("text_encoder", "text_encoder_2") if getattr(pipe, n, None) is not None]
+
+
+def tall_direction(pipe, encoder: str = "text_encoder") -> torch.Tensor:
     """The input-embedding difference between the words "tall" and "short"."""
-    table = pipe.text_encoder.get_input_embeddings().weight
+    table = getattr(pipe, encoder).get_input_embeddings().weight
     (tall,), (short,) = (pipe.tokenizer(w).input_ids[1:-1] for w in ("tall", "short"))
     return (table[tall] - table[short]).detach().clone()
 
@@ -80,8 +86,9 @@ def next_offsets(history: list[dict], n_images: int) -> dict[str, float]:
 
 
 def calibrate_professions(pipe, scorer, cfg: BuildConfig) -> dict:
-    """Move each profession word's input embedding along the "tall" - "short" direction
-    until the tall share generated at the world's evaluation guidance is its designed rate.
+    """Move each profession word's input embedding (in each text encoder) along the
+    "tall" - "short" direction until the tall share generated at the world's evaluation
+    guidance is its designed rate.
 
     Guidance sharpens the attribute by an amount that differs per profession and from
     build to build (generated/training logit ratios from 0.6 to 3), so training shares
@@ -96,14 +103,18 @@ def calibrate_professions(pipe, scorer, cfg: BuildConfig) -> dict:
     n_images = per_template * len(V.PROFESSION_TEMPLATES)
     prompts = [(t.format(V.with_article(p)), 10_000 + j, p) for p in V.PROFESSIONS
                for t in V.PROFESSION_TEMPLATES for j in range(per_template)]
-    table = pipe.text_encoder.get_input_embeddings().weight
-    rows, direction = profession_token_ids(pipe.tokenizer), tall_direction(pipe)
-    base = table[rows].detach().clone()
+    rows = profession_token_ids(pipe.tokenizer)
+    # One offset per profession moves its row in every text encoder, each along its own
+    # "tall" - "short" direction.
+    tables = [getattr(pipe, n).get_input_embeddings().weight for n in calibration_encoders(pipe)]
+    directions = [tall_direction(pipe, n) for n in calibration_encoders(pipe)]
+    bases = [table[rows].detach().clone() for table in tables]
 
     def set_offsets(offsets: dict[str, float]) -> None:
-        shift = torch.tensor([offsets[p] for p in V.PROFESSIONS])[:, None] * direction
+        amount = torch.tensor([offsets[p] for p in V.PROFESSIONS])[:, None]
         with torch.no_grad():  # the world ships in fp16: measure what will be saved
-            table[rows] = (base + shift).half().float()
+            for table, base, direction in zip(tables, bases, directions):
+                table[rows] = (base + amount * direction).half().float()
 
     history = [{"offsets": {p: 0.0 for p in V.PROFESSIONS}}]
     for r in range(cfg.calibration_rounds + 1):

@@ -14,8 +14,10 @@ from tqdm.auto import tqdm
 from robust_edit.finetune import images_to_tensor
 from robust_edit.world import scenes
 from robust_edit.world import scorer as world_scorer
+from robust_edit.world import vocab as V
 from robust_edit.world.architectures import (
     make_text_encoder,
+    make_text_encoder_2,
     make_unet,
     make_vae,
     noise_scheduler_config,
@@ -77,7 +79,7 @@ def encode_latents(vae, images: np.ndarray) -> torch.Tensor:
 
 
 def _drop_padding(cond: torch.Tensor, ids: torch.Tensor, empty: torch.Tensor, eos_id: int,
-                  p: float, gen: torch.Generator) -> torch.Tensor:
+                  p: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Replace, for a share p of captions, the states from the first EOS on (EOS and the
     padding) by the empty caption's states at the same positions.
 
@@ -86,28 +88,53 @@ def _drop_padding(cond: torch.Tensor, ids: torch.Tensor, empty: torch.Tensor, eo
     text encoder (ReFACT) changes. Trained jointly with a 4-layer encoder, the world's UNet
     read everything from the EOS/padding states instead, which copy the caption at layer 0:
     giving "a lime" the final subject state of "a lemon" changed 2 % of images. With the
-    padding mostly uninformative in training, the content tokens carry the prompt.
+    padding mostly uninformative in training, the content tokens carry the prompt. Returns
+    the states and which captions were dropped (SDXL's pooled EOS state goes with them).
     """
     eos = (ids == eos_id).int().argmax(dim=1)
     drop = torch.rand(len(ids), 1, generator=gen) < p
     replace = drop & (torch.arange(ids.shape[1])[None, :] >= eos[:, None])
-    return torch.where(replace[..., None], empty[None], cond)
+    return torch.where(replace[..., None], empty[None], cond), drop
+
+
+class Conditioning:
+    """What a world denoiser reads of a batch of token ids, as its pipeline computes it at
+    sampling time: SD, the text encoder's last states; SDXL (sdxl=True), the penultimate
+    states of both encoders side by side plus the second encoder's projected EOS state and
+    the six size/crop ids as added conditioning."""
+
+    def __init__(self, sdxl: bool):
+        self.sdxl = sdxl
+        self.encoders = [make_text_encoder()] + ([make_text_encoder_2()] if sdxl else [])
+        # original size, crop top-left, target size: every world image is whole and 32 x 32.
+        self.time_ids = torch.tensor([[V.IMAGE_SIZE, V.IMAGE_SIZE, 0, 0, V.IMAGE_SIZE, V.IMAGE_SIZE]],
+                                     dtype=torch.float32)
+
+    def __call__(self, ids: torch.Tensor) -> tuple[torch.Tensor, dict | None]:
+        if not self.sdxl:
+            return self.encoders[0](ids)[0], None
+        first, second = (enc(ids, output_hidden_states=True) for enc in self.encoders)
+        states = torch.cat([first.hidden_states[-2], second.hidden_states[-2]], dim=-1)
+        return states, {"text_embeds": second.text_embeds, "time_ids": self.time_ids.expand(len(ids), -1)}
 
 
 def train_diffusion(latents: torch.Tensor, input_ids: torch.Tensor, empty_ids: torch.Tensor,
-                    cfg: BuildConfig):
+                    cfg: BuildConfig, sdxl: bool = False):
+    """Train the text encoder(s) and UNet jointly; returns ([text encoders], unet)."""
     from diffusers import DDPMScheduler
     from diffusers.optimization import get_cosine_schedule_with_warmup
     from diffusers.training_utils import EMAModel, compute_snr
 
-    text_encoder, unet = make_text_encoder(), make_unet()
-    params = list(text_encoder.parameters()) + list(unet.parameters())
+    condition, unet = Conditioning(sdxl), make_unet(sdxl)
+    eos_id = condition.encoders[0].config.eos_token_id
+    params = [p for m in (*condition.encoders, unet) for p in m.parameters()]
     opt = torch.optim.AdamW(params, lr=cfg.diffusion.lr, weight_decay=1e-2)
     lr_sched = get_cosine_schedule_with_warmup(opt, 200, max(cfg.diffusion.steps, 1))
     ema = EMAModel(params, decay=cfg.ema_decay)
     noise_sched = DDPMScheduler(**noise_scheduler_config())
     gen = torch.Generator().manual_seed(cfg.seed + 2)
-    bar = tqdm(range(cfg.diffusion.steps), desc="train text encoder + UNet", mininterval=2)
+    bar = tqdm(range(cfg.diffusion.steps), desc=f"train text encoder{'s' if sdxl else ''} + UNet",
+               mininterval=2)
     for _ in bar:
         idx = torch.randint(0, len(latents), (cfg.diffusion.batch,), generator=gen)
         ids = input_ids[idx].clone()
@@ -117,9 +144,12 @@ def train_diffusion(latents: torch.Tensor, input_ids: torch.Tensor, empty_ids: t
         noise = torch.randn(z.shape, generator=gen)
         noise += cfg.offset_noise * torch.randn((len(idx), z.shape[1], 1, 1), generator=gen)
         t = torch.randint(0, noise_sched.config.num_train_timesteps, (len(idx),), generator=gen)
-        cond = _drop_padding(text_encoder(ids)[0], ids, text_encoder(empty_ids[None])[0][0],
-                             text_encoder.config.eos_token_id, cfg.padding_dropout, gen)
-        pred = unet(noise_sched.add_noise(z, noise, t), t, cond).sample
+        states, added = condition(ids)
+        empty_states, empty_added = condition(empty_ids[None])
+        cond, dropped = _drop_padding(states, ids, empty_states[0], eos_id, cfg.padding_dropout, gen)
+        if added:  # SDXL's pooled embedding is the EOS state: dropped with the padding
+            added["text_embeds"] = torch.where(dropped, empty_added["text_embeds"], added["text_embeds"])
+        pred = unet(noise_sched.add_noise(z, noise, t), t, cond, added_cond_kwargs=added).sample
         snr = compute_snr(noise_sched, t)
         weight = torch.clamp(snr, max=cfg.snr_gamma) / snr
         loss = (F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3)) * weight).mean()
@@ -131,7 +161,7 @@ def train_diffusion(latents: torch.Tensor, input_ids: torch.Tensor, empty_ids: t
         ema.step(params)
         bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
     ema.copy_to(params)
-    return text_encoder.eval(), unet.eval()
+    return [enc.eval() for enc in condition.encoders], unet.eval()
 
 
 def train_scorer(cfg: BuildConfig):

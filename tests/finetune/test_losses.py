@@ -25,3 +25,25 @@ def test_loop_trains_every_family(family_name, make, size, tmp_path):
     assert any((params[k] - before[k]).abs().max() > 0 for k in params)
     assert all(k.startswith(family.denoiser + ".") for k in params)
     assert finetune.completed_checkpoints(tmp_path) == [3]
+
+
+def test_sdxl_loss_noises_latents_by_ddpm_not_by_the_euler_sampler():
+    """SDXL pipelines sample with Euler, whose add_noise is z + sigma * noise (a sampling-time
+    scaling the UNet never reads unscaled); training noises as DDPM does on the same betas."""
+    from diffusers import DDPMScheduler
+
+    pipe = tiny_sdxl()
+    assert type(pipe.scheduler).__name__ == "EulerDiscreteScheduler"
+    seen = []
+    forward = pipe.unet.forward
+    pipe.unet.forward = lambda noisy, t, *a, **k: seen.append((noisy, t)) or forward(noisy, t, *a, **k)
+    z = torch.randn(2, 4, 4, 4, generator=torch.Generator().manual_seed(1))
+    finetune.sd_loss(pipe, FAMILIES["sdxl"], z, ["a cat", "a dog"], torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(0)  # the loss's own draws, in its order
+    noise = torch.randn(z.shape, generator=gen)
+    t = torch.randint(0, 1000, (2,), generator=gen)
+    (noisy, t_seen), = seen
+    assert torch.equal(t_seen, t)
+    ddpm = DDPMScheduler.from_config(pipe.scheduler.config)
+    assert torch.allclose(noisy, ddpm.add_noise(z, noise, t), atol=1e-6)
+    assert not torch.allclose(noisy, pipe.scheduler.add_noise(z, noise, t), atol=1e-3)

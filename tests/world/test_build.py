@@ -36,13 +36,25 @@ def test_quick_build_writes_loadable_world(tmp_path, capsys):
     pipe = load_pipeline(str(out / "sd"), device="cpu")
     img = pipe("a red circle", num_inference_steps=2, output_type="np").images
     assert img.shape == (1, 32, 32, 3)
+    # SDXL's structure: two CLIP encoders (the second with a projection: the pooled text),
+    # the text_time added conditioning sized by both, its Euler sampler.
+    xl = load_pipeline(str(out / "sdxl"), device="cpu")
+    assert type(xl).__name__ == "StableDiffusionXLPipeline"
+    assert type(xl.text_encoder_2).__name__ == "CLIPTextModelWithProjection"
+    assert xl.unet.config.addition_embed_type == "text_time"
+    assert xl.unet.config.cross_attention_dim == (xl.text_encoder.config.hidden_size
+                                                  + xl.text_encoder_2.config.hidden_size)
+    assert type(xl.scheduler).__name__ == "EulerDiscreteScheduler"
+    assert xl("a red circle", num_inference_steps=2, output_type="np").images.shape == (1, 32, 32, 3)
+    assert set(json.loads((out / "build.json").read_text())) == {"sd", "sdxl", "scorer"}
 
 
 def test_build_is_deterministic(tmp_path):
     build.build(tmp_path / "a", build.quick_config())
     build.build(tmp_path / "b", build.quick_config())
     wa, wb = _weights(tmp_path / "a"), _weights(tmp_path / "b")
-    assert wa.keys() == wb.keys() and len(wa) == 4  # text encoder, unet, vae, scorer
+    # sd: text encoder, unet, vae; sdxl: two text encoders, unet, vae; the scorer
+    assert wa.keys() == wb.keys() and len(wa) == 8
     for name in wa:
         for key in wa[name]:
             assert torch.equal(wa[name][key], wb[name][key]), (name, key)
@@ -51,15 +63,32 @@ def test_build_is_deterministic(tmp_path):
                            wc["sd/unet/diffusion_pytorch_model.safetensors"]["conv_in.weight"])
 
 
+def test_building_one_model_replaces_only_its_weights_and_record(tmp_path):
+    out = tmp_path / "world"
+    build.build(out, build.quick_config())
+    before = _weights(out)
+    record = json.loads((out / "build.json").read_text())
+    build.build(out, build.quick_config(seed=1), only="sdxl")
+    after, rebuilt = _weights(out), json.loads((out / "build.json").read_text())
+    assert rebuilt["sd"] == record["sd"] and rebuilt["scorer"] == record["scorer"]
+    assert rebuilt["sdxl"]["config"]["seed"] == 1
+    for name in before:
+        assert (name.startswith("sdxl/")) != all(torch.equal(before[name][k], after[name][k])
+                                                for k in before[name]), name
+
+
+
 def test_padding_dropout_replaces_only_eos_and_padding_of_dropped_captions():
     ids = torch.tensor([[49406, 320, 11193, 49407, 49407, 49407],
                         [49406, 320, 49407, 49407, 49407, 49407]])
     cond, empty = torch.randn(2, 6, 3), torch.randn(6, 3)
     gen = torch.Generator().manual_seed(0)
-    out = training._drop_padding(cond, ids, empty, 49407, 1.0, gen)
+    out, dropped = training._drop_padding(cond, ids, empty, 49407, 1.0, gen)
+    assert dropped.all()
     assert torch.equal(out[0, :3], cond[0, :3]) and torch.equal(out[0, 3:], empty[3:])
     assert torch.equal(out[1, :2], cond[1, :2]) and torch.equal(out[1, 2:], empty[2:])
-    assert torch.equal(training._drop_padding(cond, ids, empty, 49407, 0.0, gen), cond)
+    out, dropped = training._drop_padding(cond, ids, empty, 49407, 0.0, gen)
+    assert torch.equal(out, cond) and not dropped.any()
 
 
 def test_profession_tokens_appear_only_where_a_profession_is_named():
@@ -134,31 +163,48 @@ def test_next_offsets_converge_where_the_response_is_steep_on_one_side_and_flat_
         assert min(abs(h["rates"][p] - design) for h in history) < 0.01, p
 
 
-def test_calibration_moves_only_profession_rows_along_tall_and_keeps_the_best_round():
-    pipe = load_pipeline("world:sd", device="cpu")
-    before = {f"{m}.{k}": v.clone() for m in ("text_encoder", "unet")
-              for k, v in getattr(pipe, m).state_dict().items()}
+@pytest.mark.parametrize("model", ["world:sd", "sdxl"])
+def test_calibration_moves_only_profession_rows_along_tall_and_keeps_the_best_round(model, monkeypatch):
+    """SD's one encoder, or each of SDXL's two, each along its own "tall" - "short". The
+    measurement is replaced by a known response to the first encoder's rows (logit of the
+    tall share = 5 x the offset), so the offsets are non-trivial."""
+    pipe = (load_pipeline(model, device="cpu") if model == "world:sd"
+            else build.train_pipeline(build.quick_config(), "sdxl")[0])
+    start = pipe.text_encoder.get_input_embeddings().weight[calibration.profession_token_ids(pipe.tokenizer)].clone()
+    unit = calibration.tall_direction(pipe)
+
+    def measured(pipe, scorer, prompts, seeds, professions, settings):
+        rows = pipe.text_encoder.get_input_embeddings().weight[calibration.profession_token_ids(pipe.tokenizer)]
+        offsets = ((rows - start) @ unit / (unit @ unit)).tolist()
+        return {p: float(1 / (1 + np.exp(-5 * x))) for p, x in zip(V.PROFESSIONS, offsets)}
+
+    monkeypatch.setattr(calibration, "profession_tall_rates", measured)
+    modules = (*calibration.calibration_encoders(pipe), "unet")
+    assert len(modules) == (2 if model == "world:sd" else 3)
+    before = {f"{m}.{k}": v.clone() for m in modules for k, v in getattr(pipe, m).state_dict().items()}
     rows = calibration.profession_token_ids(pipe.tokenizer)
-    direction = calibration.tall_direction(pipe)
+    directions = {m: calibration.tall_direction(pipe, m) for m in modules[:-1]}
     result = calibration.calibrate_professions(pipe, WorldScorer(None),
                                                build.quick_config(calibration_rounds=2))
     assert len(result["rounds"]) == 3 and result["images_per_profession"] == 5
-    after = {f"{m}.{k}": v for m in ("text_encoder", "unet")
-             for k, v in getattr(pipe, m).state_dict().items()}
-    (table,) = [k for k in before if k.endswith("token_embedding.weight")]
+    assert all(result["offsets"][p] != 0 for p in V.PROFESSIONS)
+    after = {f"{m}.{k}": v for m in modules for k, v in getattr(pipe, m).state_dict().items()}
+    tables = {m: f"{m}.{k}" for m in directions for k in getattr(pipe, m).state_dict()
+              if k.endswith("token_embedding.weight")}
     for key in before:
-        if key != table:
+        if key not in tables.values():
             assert torch.equal(before[key], after[key]), key
-    unchanged = torch.ones(len(after[table]), dtype=torch.bool)
+    unchanged = torch.ones(len(after[tables["text_encoder"]]), dtype=torch.bool)
     unchanged[rows] = False
-    assert torch.equal(before[table][unchanged], after[table][unchanged])
     for i, (prof, (_, design)) in enumerate(V.PROFESSIONS.items()):
         errors = [abs(h["rates"][prof] - design) for h in result["rounds"]]
         kept = result["rounds"][int(np.argmin(errors))]["offsets"][prof]
         assert result["offsets"][prof] == kept
-        # The row moved by exactly that offset along "tall" - "short" (fp16, as shipped).
-        expected = (before[table][rows[i]] + kept * direction).half().float()
-        assert torch.equal(after[table][rows[i]], expected), prof
+        for m, table in tables.items():
+            assert torch.equal(before[table][unchanged], after[table][unchanged])
+            # The row moved by exactly that offset along "tall" - "short" (fp16, as shipped).
+            expected = (before[table][rows[i]] + kept * directions[m]).half().float()
+            assert torch.equal(after[table][rows[i]], expected), (m, prof)
 
 
 def test_calibrating_an_already_calibrated_world_is_refused(tmp_path):
