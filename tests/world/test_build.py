@@ -170,24 +170,27 @@ def test_calibration_moves_only_profession_rows_along_tall_and_keeps_the_best_ro
     tall share = 5 x the offset), so the offsets are non-trivial."""
     pipe = (load_pipeline(model, device="cpu") if model == "world:sd"
             else build.train_pipeline(build.quick_config(), "sdxl")[0])
-    start = pipe.text_encoder.get_input_embeddings().weight[calibration.profession_token_ids(pipe.tokenizer)].clone()
+    rows = calibration.profession_token_ids(pipe.tokenizer)
+    start = pipe.text_encoder.get_input_embeddings().weight[rows].clone()
     unit = calibration.tall_direction(pipe)
 
     def measured(pipe, scorer, prompts, seeds, professions, settings):
-        rows = pipe.text_encoder.get_input_embeddings().weight[calibration.profession_token_ids(pipe.tokenizer)]
-        offsets = ((rows - start) @ unit / (unit @ unit)).tolist()
-        return {p: float(1 / (1 + np.exp(-5 * x))) for p, x in zip(V.PROFESSIONS, offsets)}
+        moved = pipe.text_encoder.get_input_embeddings().weight[rows] - start
+        return {p: float(1 / (1 + np.exp(-5 * x)))
+                for p, x in zip(V.PROFESSIONS, (moved @ unit / (unit @ unit)).tolist())}
 
     monkeypatch.setattr(calibration, "profession_tall_rates", measured)
     modules = (*calibration.calibration_encoders(pipe), "unet")
     assert len(modules) == (2 if model == "world:sd" else 3)
     before = {f"{m}.{k}": v.clone() for m in modules for k, v in getattr(pipe, m).state_dict().items()}
-    rows = calibration.profession_token_ids(pipe.tokenizer)
     directions = {m: calibration.tall_direction(pipe, m) for m in modules[:-1]}
     result = calibration.calibrate_professions(pipe, WorldScorer(None),
                                                build.quick_config(calibration_rounds=2))
     assert len(result["rounds"]) == 3 and result["images_per_profession"] == 5
-    assert all(result["offsets"][p] != 0 for p in V.PROFESSIONS)
+    # At offset 0 the share is 0.5; a share within half an image (0.1 at 5) of design is a
+    # hit (next_offsets), so exactly the professions designed further off moved.
+    assert {p: o != 0 for p, o in result["offsets"].items()} == {
+        p: abs(design - 0.5) >= 0.5 / 5 for p, (_, design) in V.PROFESSIONS.items()}
     after = {f"{m}.{k}": v for m in modules for k, v in getattr(pipe, m).state_dict().items()}
     tables = {m: f"{m}.{k}" for m in directions for k in getattr(pipe, m).state_dict()
               if k.endswith("token_embedding.weight")}
