@@ -271,9 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--force", action="store_true", help="replace a previous build in --out")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--quick", action="store_true", help="a few steps of each stage (for tests)")
-    b.add_argument("--only", choices=["sd", "sdxl", "scorer", "calibrate"],
-                   help="build one model (sd, sdxl: each includes its calibration, which needs "
-                        "the scorer), or only calibrate an uncalibrated sd")
+    b.add_argument("--only", choices=["sd", "sdxl", "flux", "scorer", "calibrate"],
+                   help="build one model (sd, sdxl, flux: each includes its calibration, which "
+                        "needs the scorer), or only calibrate an uncalibrated sd")
     b.set_defaults(func=_world_build)
     d = wsub.add_parser("describe", help="print the world's vocabulary and datasets")
     d.add_argument("--json", action="store_true")

@@ -90,8 +90,17 @@ class GenerationConfig(Strict):
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
 
 
+MODELS_FILTER = Field(None, description="the sweep's models this axis runs on (default: all of them)")
+
+
+def runs_on(axis, model: str) -> bool:
+    """Whether an edit or fine-tuning axis of a sweep runs on `model` (its `models` filter)."""
+    return axis.models is None or model in axis.models
+
+
 class EditConfig(Strict):
     name: str | None = None
+    models: tuple[str, ...] | None = MODELS_FILTER
     method: Literal["uce", "refact"]
     task: Literal["appearance", "role", "time", "debias", "unsafe", "erase"]
     dataset: str
@@ -225,6 +234,7 @@ class FinetuneSpec(FinetuneConfig):
 
     ranks: tuple[int, ...] | None = None
     seeds: tuple[int, ...] | None = None
+    models: tuple[str, ...] | None = MODELS_FILTER
 
     @field_validator("ranks", "seeds")
     @classmethod
@@ -244,7 +254,7 @@ class FinetuneSpec(FinetuneConfig):
         return self
 
     def expand(self) -> list[FinetuneConfig]:
-        base = self.model_dump(exclude={"ranks", "seeds"})
+        base = self.model_dump(exclude={"ranks", "seeds", "models"})
         return [FinetuneConfig.model_validate({**base, "rank": r, "seed": s})
                 for r in (self.ranks or (self.rank,)) for s in (self.seeds or (self.seed,))]
 
@@ -392,6 +402,17 @@ class SweepSpec(Strict):
             dup = sorted({n for n in names if names.count(n) > 1})
             if dup:
                 raise ValueError(f"{kind}: duplicate name(s) {dup}; names must be unique")
+        for kind, items in (("edits", self.edits), ("finetunes", self.finetunes)):
+            for x in items:
+                unknown = sorted(set(x.models or ()) - set(self.models))
+                if unknown:
+                    raise ValueError(f"{kind}[{x.name}].models {unknown}: not among the sweep's "
+                                     f"models {list(self.models)}; list them there too, or drop them")
+        for model in self.models:
+            for kind, items in (("edits", self.edits), ("finetunes", self.finetunes)):
+                if not any(runs_on(x, model) for x in items):
+                    raise ValueError(f"models: {model!r} has no {kind[:-1]} (every {kind[:-1]}'s "
+                                     f"models leave it out): it would have no cells")
         for e in self.edits:
             fmt = dataset_format(e.dataset)
             if fmt not in TASK_FORMATS[e.task]:

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from robust_edit.atomic import claim_output, write_atomic
 from robust_edit.config import GenerationConfig
 from robust_edit.data import read_rows, require_columns
+from robust_edit.models import flux_sequence_length
 from robust_edit.provenance import git_commit, package_versions
 
 MANIFEST = "manifest.json"
@@ -45,6 +46,8 @@ def generate_images(pipe, prompts: list[str], seeds: list[int], settings: Genera
         raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
     out = []
     device = pipe.device
+    # FLUX encodes prompts at one T5 length everywhere (models.flux_sequence_length).
+    extra = {"max_sequence_length": flux_sequence_length(pipe)} if hasattr(pipe, "transformer") else {}
     autocast = torch.autocast(device.type, dtype=AUTOCAST[settings.precision],
                               enabled=settings.precision != "fp32")
     for i in tqdm(range(0, len(prompts), settings.batch_size), desc=desc,
@@ -53,7 +56,7 @@ def generate_images(pipe, prompts: list[str], seeds: list[int], settings: Genera
         gens = [torch.Generator(device).manual_seed(int(s)) for s in batch_seeds]
         with torch.no_grad(), autocast:
             result = pipe(prompt=batch, generator=gens, num_inference_steps=settings.steps,
-                          guidance_scale=settings.guidance, output_type="np")
+                          guidance_scale=settings.guidance, output_type="np", **extra)
         out.append((np.clip(result.images, 0, 1) * 255).round().astype(np.uint8))
     return np.concatenate(out) if out else np.zeros((0, 0, 0, 3), np.uint8)
 

@@ -180,6 +180,21 @@ def load_pipeline(ref: str, *, dtype: torch.dtype = torch.float32, device: str |
         profile.attach_safety_checker(pipe)
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if family.name == "flux":
+        # FluxPipeline draws at a fixed 128 latent pixels unless told; the VAE's own sample
+        # size says what the model was trained at (FLUX.1: 1024 pixels, the world: 32).
+        pipe.default_sample_size = pipe.vae.config.sample_size // pipe.vae_scale_factor
     pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+FLUX_MAX_SEQUENCE_LENGTH = 256  # FLUX.1-schnell's T5 length
+
+
+def flux_sequence_length(pipe) -> int:
+    """T5 tokens a FLUX pipeline reads. Its T5 runs without an attention mask, so the padding
+    changes every token's state: prompts must be encoded at one length everywhere
+    (generation, fine-tuning, edit keys). schnell's 256, or the tokenizer's own length where
+    it is shorter (the world's 32)."""
+    return min(FLUX_MAX_SEQUENCE_LENGTH, pipe.tokenizer_2.model_max_length)

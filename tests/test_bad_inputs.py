@@ -99,6 +99,10 @@ SPEC = {  # id: (tiny.yaml change or raw YAML text, fragment of the one line)
     "ranks repeated": (_spec(**{"finetunes.0.ranks": [2, 2]}), "values repeat"),
     "zero batch size": (_spec(**{"finetunes.0.batch_size": 0}), "finetunes[lora].batch_size"),
     "no models": (_spec(models=[]), "models"),
+    "edit on a model the sweep lacks": (_spec(**{"edits.0.models": ["world:sdxl"]}),
+                                        "edits[unsafe].models ['world:sdxl']: not among"),
+    "a model left without fine-tunes": (_spec(**{"finetunes.0.models": ["/nowhere"]}),
+                                        "finetunes[lora].models"),
 }
 
 

@@ -71,3 +71,48 @@ def test_shipped_sdxl_world_loads_by_reference_as_sdxl():
         assert mlp(getattr(pipe, name), models.FAMILIES["sdxl"], layers - 1)[1].out_features == (
             getattr(pipe, name).config.hidden_size)
     assert pipe.tokenizer_2("a red circle").input_ids[:3] == [49406, 320, 736]
+
+
+def test_shipped_flux_world_loads_by_reference_as_flux():
+    """world:flux goes through the same loading code as the hub ids, to FLUX's pipeline
+    class, draws at its VAE's 32 pixels, and is read at its T5 tokenizer's length."""
+    if "flux" not in WORLD.model_names():
+        pytest.skip("shipped FLUX world not built in this checkout")
+    pipe = models.load_pipeline("world:flux", device="cpu")
+    assert type(pipe).__name__ == "FluxPipeline"
+    assert models.family_of("world:flux") is models.FAMILIES["flux"]
+    assert pipe.default_sample_size * pipe.vae_scale_factor == 32
+    assert models.flux_sequence_length(pipe) == 32
+    # The UCE layers the FLUX family edits exist and read what the encoders write.
+    assert pipe.transformer.context_embedder.in_features == pipe.text_encoder_2.config.d_model
+    assert pipe.transformer.time_text_embed.text_embedder.linear_1.in_features == (
+        pipe.text_encoder.config.hidden_size)
+
+
+def test_flux_prompts_are_encoded_at_one_length_everywhere():
+    """FLUX's T5 runs unmasked, so the padding length changes every token state: generation,
+    fine-tuning and edit keys all encode at models.flux_sequence_length (schnell: 256)."""
+    import torch
+
+    from robust_edit.edit import text_keys
+    from robust_edit.finetune import flux_loss
+    from robust_edit.generate import GenerationSettings, generate_images
+    from tests.tiny_pipelines import tiny_flux
+
+    pipe = tiny_flux()
+    pipe.tokenizer_2.model_max_length = 40  # the world's tokenizer is shorter than schnell's 256
+    assert models.flux_sequence_length(pipe) == 40
+    lengths, encode = [], pipe.encode_prompt
+
+    def spy(*args, **kwargs):
+        lengths.append(kwargs.get("max_sequence_length"))
+        return encode(*args, **kwargs)
+
+    pipe.encode_prompt = spy
+    generate_images(pipe, ["a red circle"], [0], GenerationSettings(steps=1, guidance=1.0), desc="t")
+    flux_loss(pipe, models.FAMILIES["flux"], torch.zeros(1, 1, 2, 2), ["a red circle"],
+              torch.Generator().manual_seed(0))
+    text_keys.encode(pipe, models.FAMILIES["flux"], ["a red circle"])
+    assert lengths == [40, 40, 40]
+    pipe.tokenizer_2.model_max_length = 512  # a real T5 tokenizer's
+    assert models.flux_sequence_length(pipe) == 256

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from robust_edit.models import Family
+from robust_edit.models import Family, flux_sequence_length
 
 KEY_POLICIES = ("last", "span")
 PRESERVE_POSITIONS = ("all", "from_last")
@@ -31,8 +31,6 @@ PRESERVE_POSITIONS = ("all", "from_last")
 # (span keys) preserves every position of each retain prompt, the current code (last-token
 # keys) the last token.
 REFERENCE_PRESERVE_POSITIONS = {"span": "all", "last": "from_last"}
-# FLUX's T5 sequence length for editing keys (schnell generates with 256).
-FLUX_MAX_SEQUENCE_LENGTH = 256
 
 
 @dataclass(frozen=True)
@@ -68,8 +66,8 @@ def encode(pipe, family: Family, prompts: list[str]) -> PromptEncoding:
         pooled, tokenizer, length = None, pipe.tokenizer, pipe.tokenizer.model_max_length
     elif family.name == "flux":
         tokens, pooled, _ = pipe.encode_prompt(prompts, prompt_2=None, device=device,
-                                               max_sequence_length=FLUX_MAX_SEQUENCE_LENGTH)
-        tokenizer, length = pipe.tokenizer_2, FLUX_MAX_SEQUENCE_LENGTH
+                                               max_sequence_length=flux_sequence_length(pipe))
+        tokenizer, length = pipe.tokenizer_2, flux_sequence_length(pipe)
     else:
         raise ValueError(f"family {family.name!r}: no prompt encoding for UCE keys")
     return PromptEncoding(tokens.float().cpu(), None if pooled is None else pooled.float().cpu(),

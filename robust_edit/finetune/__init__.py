@@ -33,7 +33,7 @@ from robust_edit import resolve
 from robust_edit.atomic import claim_output, fsync_tree, write_atomic
 from robust_edit.config import FinetuneConfig
 from robust_edit.finetune import dora, dreambooth, full, lora
-from robust_edit.models import Family
+from robust_edit.models import Family, flux_sequence_length
 
 
 class FinetuneMethod(Protocol):
@@ -126,7 +126,7 @@ def flux_loss(pipe, family: Family, z: torch.Tensor, captions: list[str], gen: t
     z = z.to(device)
     noisy = (1 - s[:, None, None, None]) * z + s[:, None, None, None] * noise
     cond, pooled, text_ids = pipe.encode_prompt(captions, prompt_2=None, device=device,
-                                                max_sequence_length=128)
+                                                max_sequence_length=flux_sequence_length(pipe))
     img_ids = pipe._prepare_latent_image_ids(b, h // 2, w // 2, device, dtype)
     guidance = (torch.full((b,), 3.5, device=device) if pipe.transformer.config.guidance_embeds
                 else None)

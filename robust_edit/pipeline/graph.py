@@ -28,7 +28,7 @@ from pathlib import Path
 
 from robust_edit import resolve
 from robust_edit.cache import file_sha256
-from robust_edit.config import EditConfig, FinetuneConfig, PromptSet, SweepSpec
+from robust_edit.config import EditConfig, FinetuneConfig, PromptSet, SweepSpec, runs_on
 
 VARIANTS = ("M", "M_ed", "M_ft", "M_ed_ft")
 # A cell's axes: the columns of its result rows besides the variant.
@@ -128,7 +128,7 @@ def adapter_rank(ft: FinetuneConfig) -> int | None:
 # fine-tunes are labels: in result rows and the aggregate's tables, in no other key, so
 # renaming one recomputes only the aggregate.
 def _edit_stage(model: str, model_key: str, edit: EditConfig) -> Stage:
-    cfg = {"model": model, "model_key": model_key, "edit": edit.model_dump(mode="json", exclude={"name"}),
+    cfg = {"model": model, "model_key": model_key, "edit": edit.model_dump(mode="json", exclude={"name", "models"}),
            "data": {ref: data_fingerprint(ref) for ref in
                     (edit.dataset, edit.refact.corpus if edit.method == "refact" else None) if ref}}
     return Stage("edit", content_key("edit", cfg), cfg, (),
@@ -167,9 +167,10 @@ def build(spec: SweepSpec) -> Graph:
     ck, quality = spec.evaluation.checkpoints, spec.evaluation.quality
     for model in spec.models:
         model_key = content_key("model", model_fingerprint(model))
-        resolved = {e.name: resolve.edit(e, model) for e in spec.edits}
+        resolved = {e.name: resolve.edit(e, model) for e in spec.edits if runs_on(e, model)}
         edits = {n: g.add(_edit_stage(model, model_key, e)) for n, e in resolved.items()}
-        runs = [(f.name, resolve.finetune(cfg)) for f in spec.finetunes for cfg in f.expand()]
+        runs = [(f.name, resolve.finetune(cfg)) for f in spec.finetunes if runs_on(f, model)
+                for cfg in f.expand()]
         decayed = frozenset(ck.edits or resolved) if ck else frozenset()
         quality_set = quality and PromptSet.quality(
             quality, resolve.generation(spec.evaluation.generation, quality.dataset))

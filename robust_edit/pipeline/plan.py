@@ -6,7 +6,7 @@ import json
 from functools import cache
 from pathlib import Path
 
-from robust_edit.config import SweepSpec
+from robust_edit.config import SweepSpec, runs_on
 from robust_edit.pipeline.graph import GPU_HOURS, Graph, build
 
 
@@ -120,12 +120,18 @@ def as_json(spec: SweepSpec) -> dict:
 
 
 def describe(spec: SweepSpec) -> str:
+    from robust_edit.models import family_of
+
     g = check(spec)
     unique, loop = g.counts(), g.per_trial_counts()
-    n_ft = sum(len(f.expand()) for f in spec.finetunes)
-    lines = [f"sweep {spec.name}: {len(spec.models)} model(s) x {len(spec.edits)} edit(s) x "
-             f"{n_ft} fine-tune run(s) = {len(g.cells)} cells, {4 * len(g.cells)} variant evaluations",
-             f"{'stage':<11}{'unique':>8}{'per-trial loop':>16}"]
+    lines = [f"sweep {spec.name}: {len(g.cells)} cells, {4 * len(g.cells)} variant evaluations"]
+    for model in spec.models:
+        edits = [e.name for e in spec.edits if runs_on(e, model)]
+        runs = sum(len(f.expand()) for f in spec.finetunes if runs_on(f, model))
+        cells = sum(c["model"] == model for c in g.cells)
+        lines.append(f"  {model} ({family_of(model).name}): {len(edits)} edit(s) x {runs} "
+                     f"fine-tune run(s) = {cells} cells")
+    lines.append(f"{'stage':<11}{'unique':>8}{'per-trial loop':>16}")
     for kind in unique:
         lines.append(f"{kind:<11}{unique[kind]:>8}{loop[kind]:>16}")
     lines.append(f"{'total':<11}{sum(unique.values()):>8}{sum(loop.values()):>16}")

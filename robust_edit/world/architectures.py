@@ -1,6 +1,7 @@
-"""The world's model architectures: the VAE, the CLIP text encoders and the UNets that make
-up its Stable Diffusion and SDXL pipelines, and the noise schedule they are trained and
-sampled with. (The scorer's architecture is robust_edit.world.scorer's.)"""
+"""The world's model architectures: the VAE, the CLIP and T5 text encoders, the UNets and
+the FLUX transformer that make up its Stable Diffusion, SDXL and FLUX pipelines, and the
+noise schedule SD and SDXL are trained and sampled with. (The scorer's architecture is
+robust_edit.world.scorer's.)"""
 
 from __future__ import annotations
 
@@ -54,6 +55,27 @@ def make_unet(sdxl: bool = False):
         block_out_channels=(64, 128), norm_num_groups=16, attention_head_dim=4,
         down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"), **extra)
+
+
+def make_t5_encoder(vocab_size: int):
+    """FLUX's token-state encoder: a small T5 encoder over the world tokenizer's vocabulary."""
+    from transformers import T5Config, T5EncoderModel
+
+    return T5EncoderModel(T5Config(
+        vocab_size=vocab_size, d_model=64, d_ff=256, d_kv=16, num_layers=4, num_heads=4,
+        feed_forward_proj="gated-gelu", dropout_rate=0.0, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0))
+
+
+def make_flux_transformer():
+    """FLUX's denoiser: double-stream (text and image apart) then single-stream blocks over
+    2 x 2 patches of the 8 x 8 latent (16 image tokens), reading the T5 states (64) and the
+    CLIP pooled state (64); no guidance embedding, as in FLUX.1-schnell."""
+    from diffusers import FluxTransformer2DModel
+
+    return FluxTransformer2DModel(
+        patch_size=1, in_channels=16, num_layers=2, num_single_layers=4, attention_head_dim=32,
+        num_attention_heads=4, joint_attention_dim=64, pooled_projection_dim=64,
+        guidance_embeds=False, axes_dims_rope=(8, 12, 12))
 
 
 def noise_scheduler_config() -> dict:

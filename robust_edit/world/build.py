@@ -1,9 +1,10 @@
 """`robust-edit world build`: train the embedded world from scratch, deterministically.
 
 Stages, in order, for each model (`sd`, a StableDiffusionPipeline; `sdxl`, a
-StableDiffusionXLPipeline with two text encoders and SDXL's added conditioning): render the
-training set; train the VAE; pre-encode latents; train the text encoder(s) and UNet jointly
-(noise prediction, caption dropout, EMA). Then train the scorer (multi-positive
+StableDiffusionXLPipeline with two text encoders and SDXL's added conditioning; `flux`, a
+FluxPipeline with CLIP + T5 encoders and a flow-matching transformer): render the training
+set; train the VAE; pre-encode latents; train the text encoders and the denoiser jointly
+(noise prediction or flow matching, caption dropout, EMA). Then train the scorer (multi-positive
 contrastive); calibrate each model's professions' attribute rates by measurement with the
 scorer; save everything in its library's own format.
 
@@ -38,52 +39,65 @@ QUICK = BuildConfig(n_images=256, vae=Schedule(steps=3, batch=8), diffusion=Sche
                     scorer_images=256, scorer=Schedule(steps=3, batch=16))
 
 
-MODELS = ("sd", "sdxl")
+MODELS = ("sd", "sdxl", "flux")
 
 
 def train_pipeline(cfg: BuildConfig, model: str):
-    """Render, train the VAE, encode latents and train the text encoder(s) + UNet of one
+    """Render, train the VAE, encode latents and train the text encoders + denoiser of one
     world model; returns its pipeline and the minutes per part."""
     from diffusers import (
         DDIMScheduler,
         EulerDiscreteScheduler,
+        FlowMatchEulerDiscreteScheduler,
+        FluxPipeline,
         StableDiffusionPipeline,
         StableDiffusionXLPipeline,
     )
 
-    from robust_edit.world.tokenizer import clip_tokenizer
+    from robust_edit.world.tokenizer import clip_tokenizer, t5_tokenizer
 
     torch.manual_seed(cfg.seed)  # each model's training starts from the same state
     t0 = time.time()
     images, captions, _ = render_training_set(cfg)
-    tok = clip_tokenizer()
-    enc = lambda texts: tok(texts, padding="max_length", max_length=77, truncation=True,
-                            return_tensors="pt").input_ids
-    input_ids, empty_ids = enc(captions), enc([""])[0]
+    tokenizers = [clip_tokenizer()] + ([t5_tokenizer()] if model == "flux" else [])
+    ids = [tok(captions + [""], padding="max_length", max_length=tok.model_max_length,
+               truncation=True, return_tensors="pt").input_ids for tok in tokenizers]
+    input_ids, empty_ids = [x[:-1] for x in ids], [x[-1] for x in ids]
     vae = train_vae(images, cfg)
     minutes = {"vae": (time.time() - t0) / 60}
     latents = encode_latents(vae, images)
+    if model == "flux":  # FLUX's VAE shifts its latents before scaling them
+        vae.register_to_config(shift_factor=float(latents.mean()))
+        latents = latents - vae.config.shift_factor
     vae.register_to_config(scaling_factor=float(1.0 / latents.std()))
     latents = latents * vae.config.scaling_factor
     t1 = time.time()
-    encoders, unet = train_diffusion(latents, input_ids, empty_ids, cfg, sdxl=model == "sdxl")
-    minutes["text_encoder_unet"] = (time.time() - t1) / 60
+    encoders, denoiser = train_diffusion(latents, input_ids, empty_ids, cfg, model=model,
+                                         t5_vocab_size=len(tokenizers[-1]))
+    minutes["text_encoder_" + ("transformer" if model == "flux" else "unet")] = (time.time() - t1) / 60
+    tok = tokenizers[0]
     if model == "sd":
         return StableDiffusionPipeline(
-            vae=vae, text_encoder=encoders[0], tokenizer=tok, unet=unet,
+            vae=vae, text_encoder=encoders[0], tokenizer=tok, unet=denoiser,
             scheduler=DDIMScheduler(**noise_scheduler_config(), set_alpha_to_one=False),
             safety_checker=None, feature_extractor=None, requires_safety_checker=False), minutes
+    if model == "flux":
+        # FLUX.1-schnell's sampler: flow-matching Euler, no resolution-dependent shift.
+        return FluxPipeline(
+            vae=vae, text_encoder=encoders[0], tokenizer=tok, text_encoder_2=encoders[1],
+            tokenizer_2=tokenizers[1], transformer=denoiser,
+            scheduler=FlowMatchEulerDiscreteScheduler(shift=1.0, use_dynamic_shifting=False)), minutes
     # SDXL's own sampler (Euler, "leading" spacing). The unconditional branch is the empty
     # prompt's encoding, as the world was trained with caption dropout, not SDXL's zeros.
     return StableDiffusionXLPipeline(
         vae=vae, text_encoder=encoders[0], text_encoder_2=encoders[1], tokenizer=tok, tokenizer_2=tok,
-        unet=unet, scheduler=EulerDiscreteScheduler.from_config(
+        unet=denoiser, scheduler=EulerDiscreteScheduler.from_config(
             noise_scheduler_config(), timestep_spacing="leading"),
         force_zeros_for_empty_prompt=False, add_watermarker=False), minutes
 
 
 def build(out: Path, cfg: BuildConfig = BuildConfig(), *, only: str | None = None) -> dict:  # noqa: B008
-    """Train and save the world under `out` (`out/sd`, `out/sdxl`, `out/scorer`); returns the
+    """Train and save the world under `out` (`out/sd`, `out/sdxl`, `out/flux`, `out/scorer`); returns the
     build record. `only`: one model, the scorer, or "calibrate" (an uncalibrated sd)."""
     from robust_edit.models import load_pipeline
     from robust_edit.provenance import package_versions
@@ -98,7 +112,7 @@ def build(out: Path, cfg: BuildConfig = BuildConfig(), *, only: str | None = Non
     models = [m for m in MODELS if only in (None, m)]
     # The scorer trains right after sd, from the torch state sd's training leaves, as it
     # did when the world had one model (so that build still reproduces the shipped scorer).
-    for part in [p for p in ("sd", "scorer", "sdxl") if only in (None, p)]:
+    for part in [p for p in ("sd", "scorer", "sdxl", "flux") if only in (None, p)]:
         t2 = time.time()
         if part == "scorer":
             world_scorer.save(train_scorer(cfg), out / "scorer")

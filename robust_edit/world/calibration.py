@@ -19,19 +19,24 @@ from robust_edit.world.evaluate import profession_tall_rates
 def profession_token_ids(tokenizer) -> list[int]:
     """Each profession's last sub-token: no other world caption uses it ("keeper" of
     housekeeper, where "house" could be shared)."""
-    return [tokenizer(p).input_ids[-2] for p in V.PROFESSIONS]
+    return [tokenizer(p, add_special_tokens=False).input_ids[-1] for p in V.PROFESSIONS]
+
+
+# Each text encoder reads the words through its own tokenizer.
+TOKENIZER_OF = {"text_encoder": "tokenizer", "text_encoder_2": "tokenizer_2"}
 
 
 def calibration_encoders(pipe) -> list[str]:
-    """The pipeline's text encoders (SD: one; SDXL: two), each of which reads the profession
-    words from its own embedding table."""
-    return [n for n in ("text_encoder", "text_encoder_2") if getattr(pipe, n, None) is not None]
+    """The pipeline's text encoders (SD: one; SDXL: two CLIP; FLUX: CLIP and T5), each of
+    which reads the profession words from its own embedding table."""
+    return [n for n in TOKENIZER_OF if getattr(pipe, n, None) is not None]
 
 
 def tall_direction(pipe, encoder: str = "text_encoder") -> torch.Tensor:
     """The input-embedding difference between the words "tall" and "short"."""
     table = getattr(pipe, encoder).get_input_embeddings().weight
-    (tall,), (short,) = (pipe.tokenizer(w).input_ids[1:-1] for w in ("tall", "short"))
+    tokenizer = getattr(pipe, TOKENIZER_OF[encoder])
+    (tall,), (short,) = (tokenizer(w, add_special_tokens=False).input_ids for w in ("tall", "short"))
     return (table[tall] - table[short]).detach().clone()
 
 
@@ -103,18 +108,19 @@ def calibrate_professions(pipe, scorer, cfg: BuildConfig) -> dict:
     n_images = per_template * len(V.PROFESSION_TEMPLATES)
     prompts = [(t.format(V.with_article(p)), 10_000 + j, p) for p in V.PROFESSIONS
                for t in V.PROFESSION_TEMPLATES for j in range(per_template)]
-    rows = profession_token_ids(pipe.tokenizer)
     # One offset per profession moves its row in every text encoder, each along its own
     # "tall" - "short" direction.
-    tables = [getattr(pipe, n).get_input_embeddings().weight for n in calibration_encoders(pipe)]
-    directions = [tall_direction(pipe, n) for n in calibration_encoders(pipe)]
-    bases = [table[rows].detach().clone() for table in tables]
+    encoders = calibration_encoders(pipe)
+    rows = [profession_token_ids(getattr(pipe, TOKENIZER_OF[n])) for n in encoders]
+    tables = [getattr(pipe, n).get_input_embeddings().weight for n in encoders]
+    directions = [tall_direction(pipe, n) for n in encoders]
+    bases = [table[r].detach().clone() for table, r in zip(tables, rows)]
 
     def set_offsets(offsets: dict[str, float]) -> None:
         amount = torch.tensor([offsets[p] for p in V.PROFESSIONS])[:, None]
         with torch.no_grad():  # the world ships in fp16: measure what will be saved
-            for table, base, direction in zip(tables, bases, directions):
-                table[rows] = (base + amount * direction).half().float()
+            for table, r, base, direction in zip(tables, rows, bases, directions):
+                table[r] = (base + amount * direction).half().float()
 
     history = [{"offsets": {p: 0.0 for p in V.PROFESSIONS}}]
     for r in range(cfg.calibration_rounds + 1):

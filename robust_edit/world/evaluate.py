@@ -134,6 +134,13 @@ def phenomena(pipe, scorer: WorldScorer, settings: GenerationSettings, n: int, s
                "abs_error": abs(rates[prof] - designed),
                "images": sum(r.group == prof for r in rows)}
         for prof, (_, designed) in V.PROFESSIONS.items()}
+    # The same items asked in ink style: how far a perfect style transfer alone moves the
+    # rates, the floor under every style fine-tune's drift control.
+    ink = profession_tall_rates(pipe, scorer, [f"{r.prompt} in {V.STYLE_NAME} style" for r in rows],
+                                [r.evaluation_seed for r in rows], [r.group for r in rows], settings)
+    gaps = {prof: ink[prof] - rates[prof] for prof in V.PROFESSIONS}
+    out["profession_ink_gap"] = {"per_profession": gaps,
+                                 "mean_abs": float(np.mean(np.abs(list(gaps.values()))))}
 
     # Naming the attribute should set it (what a debiasing edit steers towards).
     named = [(h, p) for p in V.PROFESSIONS for h in V.HEIGHTS for _ in range(max(1, n // 2))]

@@ -36,3 +36,33 @@ def clip_tokenizer(model_max_length: int = 77) -> CLIPTokenizer:
     tokens += ["<|startoftext|>", "<|endoftext|>"]
     return CLIPTokenizer(vocab={t: i for i, t in enumerate(tokens)}, merges=merges,
                          model_max_length=model_max_length)
+
+
+def world_words() -> list[str]:
+    """Every word the world's captions and prompts use (sorted): its vocabulary, caption
+    templates and a large sample of generator captions."""
+    import random
+
+    from robust_edit.world import scenes
+    from robust_edit.world import vocab as V
+
+    rng = random.Random(0)
+    texts = [scenes.sample_example(rng)[1] for _ in range(20_000)]
+    texts += list(V.PROFESSIONS) + list(V.ROLES) + list(V.IDENTITIES) + list(V.NOUNS)
+    texts += V.unsafe_words() + list(V.FRAMINGS) + list(V.PROFESSION_TEMPLATES)
+    texts += [f"a {V.SUBJECT_TOKEN} {s['class_noun']} {s['look']}" for s in V.SUBJECTS.values()]
+    texts += [f"{V.STYLE_NAME} style", "a an the of on in with"]
+    words = {w.strip("{}") for t in texts for w in t.replace(",", " ").split()}
+    return sorted(w for w in words if w)
+
+
+def t5_tokenizer(model_max_length: int = 32):
+    """A T5 (Unigram) tokenizer over the world's words, built offline, for the FLUX world's
+    T5 encoder; any other text falls back to single characters. The world's prompts are a
+    few words, so its sequence length is 32 (FLUX.1-schnell's is 256: models.flux_sequence_length)."""
+    from transformers import T5TokenizerFast
+
+    chars = sorted(set("abcdefghijklmnopqrstuvwxyz" "ABCDEFGHIJKLMNOPQRSTUVWXYZ" "0123456789" ",.'-:;!?()"))
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
+    vocab += [("\u2581" + w, -1.0) for w in world_words()] + [(c, -5.0) for c in chars]
+    return T5TokenizerFast(vocab=vocab, extra_ids=0, model_max_length=model_max_length)

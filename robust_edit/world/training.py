@@ -16,6 +16,8 @@ from robust_edit.world import scenes
 from robust_edit.world import scorer as world_scorer
 from robust_edit.world import vocab as V
 from robust_edit.world.architectures import (
+    make_flux_transformer,
+    make_t5_encoder,
     make_text_encoder,
     make_text_encoder_2,
     make_unet,
@@ -98,61 +100,113 @@ def _drop_padding(cond: torch.Tensor, ids: torch.Tensor, empty: torch.Tensor, eo
 
 
 class Conditioning:
-    """What a world denoiser reads of a batch of token ids, as its pipeline computes it at
-    sampling time: SD, the text encoder's last states; SDXL (sdxl=True), the penultimate
-    states of both encoders side by side plus the second encoder's projected EOS state and
-    the six size/crop ids as added conditioning."""
+    """What a world denoiser reads of a batch of token ids (one tensor per tokenizer), as its
+    pipeline computes it at sampling time: SD, the text encoder's last states; SDXL, the
+    penultimate states of both CLIP encoders side by side, plus the second encoder's
+    projected EOS state and the six size/crop ids as added conditioning; FLUX, the T5
+    encoder's last states, plus the CLIP encoder's pooled EOS state."""
 
-    def __init__(self, sdxl: bool):
-        self.sdxl = sdxl
-        self.encoders = [make_text_encoder()] + ([make_text_encoder_2()] if sdxl else [])
+    def __init__(self, model: str, t5_vocab_size: int = 0):
+        self.model = model
+        self.encoders = {"sd": lambda: [make_text_encoder()],
+                         "sdxl": lambda: [make_text_encoder(), make_text_encoder_2()],
+                         "flux": lambda: [make_text_encoder(), make_t5_encoder(t5_vocab_size)]}[model]()
+        # The encoder whose token states the denoiser reads (padding dropout acts on them).
+        self.token_encoder = self.encoders[-1] if model == "flux" else self.encoders[0]
         # original size, crop top-left, target size: every world image is whole and 32 x 32.
         self.time_ids = torch.tensor([[V.IMAGE_SIZE, V.IMAGE_SIZE, 0, 0, V.IMAGE_SIZE, V.IMAGE_SIZE]],
                                      dtype=torch.float32)
 
-    def __call__(self, ids: torch.Tensor) -> tuple[torch.Tensor, dict | None]:
-        if not self.sdxl:
-            return self.encoders[0](ids)[0], None
-        first, second = (enc(ids, output_hidden_states=True) for enc in self.encoders)
+    def token_ids(self, ids: list[torch.Tensor]) -> torch.Tensor:
+        return ids[-1] if self.model == "flux" else ids[0]
+
+    def __call__(self, ids: list[torch.Tensor]) -> tuple[torch.Tensor, dict | None]:
+        """(token states, pooled/added conditioning or None)."""
+        if self.model == "sd":
+            return self.encoders[0](ids[0])[0], None
+        if self.model == "flux":
+            return self.encoders[1](ids[1])[0], {"pooled": self.encoders[0](ids[0]).pooler_output}
+        first, second = (enc(ids[0], output_hidden_states=True) for enc in self.encoders)
         states = torch.cat([first.hidden_states[-2], second.hidden_states[-2]], dim=-1)
-        return states, {"text_embeds": second.text_embeds, "time_ids": self.time_ids.expand(len(ids), -1)}
+        return states, {"text_embeds": second.text_embeds, "time_ids": self.time_ids.expand(len(ids[0]), -1)}
 
 
-def train_diffusion(latents: torch.Tensor, input_ids: torch.Tensor, empty_ids: torch.Tensor,
-                    cfg: BuildConfig, sdxl: bool = False):
-    """Train the text encoder(s) and UNet jointly; returns ([text encoders], unet)."""
+def draw_noise(z: torch.Tensor, gen: torch.Generator, cfg: BuildConfig, flow: bool):
+    """A batch's noise (with offset noise) and its noise levels: DDPM timesteps (SD, SDXL), or
+    for flow matching (FLUX) s in (0, 1) from SD3's logit-normal density, which weights the
+    middle noise levels that few-step sampling crosses in one step."""
+    noise = torch.randn(z.shape, generator=gen)
+    noise += cfg.offset_noise * torch.randn((len(z), z.shape[1], 1, 1), generator=gen)
+    if flow:
+        return noise, torch.sigmoid(torch.randn(len(z), generator=gen))
+    return noise, torch.randint(0, noise_scheduler_config()["num_train_timesteps"], (len(z),), generator=gen)
+
+
+def noise_prediction_loss(unet, z, noise, t, states, added, noise_sched, cfg: BuildConfig) -> torch.Tensor:
+    """SD / SDXL: epsilon MSE at DDPM timesteps, min-SNR weighted."""
+    from diffusers.training_utils import compute_snr
+
+    pred = unet(noise_sched.add_noise(z, noise, t), t, states, added_cond_kwargs=added).sample
+    snr = compute_snr(noise_sched, t)
+    weight = torch.clamp(snr, max=cfg.snr_gamma) / snr
+    return (F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3)) * weight).mean()
+
+
+def flow_matching_loss(transformer, z, noise, s, states, added) -> torch.Tensor:
+    """FLUX: rectified flow, x_s = (1 - s) z + s noise, the velocity noise - z as target, on
+    2 x 2 patches packed as FluxPipeline packs them; the timestep is s, as the pipeline
+    passes sigma."""
+    from diffusers import FluxPipeline
+
+    b, c, h, w = z.shape
+    noisy = FluxPipeline._pack_latents((1 - s[:, None, None, None]) * z + s[:, None, None, None] * noise,
+                                       b, c, h, w)
+    pred = transformer(hidden_states=noisy, timestep=s, pooled_projections=added["pooled"],
+                       encoder_hidden_states=states, txt_ids=torch.zeros(states.shape[1], 3),
+                       img_ids=FluxPipeline._prepare_latent_image_ids(b, h // 2, w // 2, "cpu", z.dtype)
+                       ).sample
+    return F.mse_loss(pred, FluxPipeline._pack_latents(noise - z, b, c, h, w))
+
+
+def train_diffusion(latents: torch.Tensor, input_ids: list[torch.Tensor], empty_ids: list[torch.Tensor],
+                    cfg: BuildConfig, model: str = "sd", t5_vocab_size: int = 0):
+    """Train the text encoders and the denoiser (SD/SDXL UNet, FLUX transformer) jointly;
+    returns ([text encoders], denoiser). `input_ids` / `empty_ids`: one tensor per tokenizer."""
     from diffusers import DDPMScheduler
     from diffusers.optimization import get_cosine_schedule_with_warmup
-    from diffusers.training_utils import EMAModel, compute_snr
+    from diffusers.training_utils import EMAModel
 
-    condition, unet = Conditioning(sdxl), make_unet(sdxl)
-    eos_id = condition.encoders[0].config.eos_token_id
-    params = [p for m in (*condition.encoders, unet) for p in m.parameters()]
+    condition = Conditioning(model, t5_vocab_size)
+    denoiser = make_flux_transformer() if model == "flux" else make_unet(sdxl=model == "sdxl")
+    eos_id = condition.token_encoder.config.eos_token_id
+    params = [p for m in (*condition.encoders, denoiser) for p in m.parameters()]
     opt = torch.optim.AdamW(params, lr=cfg.diffusion.lr, weight_decay=1e-2)
     lr_sched = get_cosine_schedule_with_warmup(opt, 200, max(cfg.diffusion.steps, 1))
     ema = EMAModel(params, decay=cfg.ema_decay)
     noise_sched = DDPMScheduler(**noise_scheduler_config())
     gen = torch.Generator().manual_seed(cfg.seed + 2)
-    bar = tqdm(range(cfg.diffusion.steps), desc=f"train text encoder{'s' if sdxl else ''} + UNet",
-               mininterval=2)
+    bar = tqdm(range(cfg.diffusion.steps), mininterval=2,
+               desc=f"train text encoder{'s' if len(condition.encoders) > 1 else ''} + "
+                    f"{'transformer' if model == 'flux' else 'UNet'}")
     for _ in bar:
         idx = torch.randint(0, len(latents), (cfg.diffusion.batch,), generator=gen)
-        ids = input_ids[idx].clone()
+        ids = [x[idx].clone() for x in input_ids]
         drop = torch.rand(len(idx), generator=gen) < cfg.caption_dropout
-        ids[drop] = empty_ids
+        for x, empty in zip(ids, empty_ids):
+            x[drop] = empty
         z = latents[idx]
-        noise = torch.randn(z.shape, generator=gen)
-        noise += cfg.offset_noise * torch.randn((len(idx), z.shape[1], 1, 1), generator=gen)
-        t = torch.randint(0, noise_sched.config.num_train_timesteps, (len(idx),), generator=gen)
+        noise, level = draw_noise(z, gen, cfg, flow=model == "flux")
         states, added = condition(ids)
-        empty_states, empty_added = condition(empty_ids[None])
-        cond, dropped = _drop_padding(states, ids, empty_states[0], eos_id, cfg.padding_dropout, gen)
-        if added:  # SDXL's pooled embedding is the EOS state: dropped with the padding
-            added["text_embeds"] = torch.where(dropped, empty_added["text_embeds"], added["text_embeds"])
-        pred = unet(noise_sched.add_noise(z, noise, t), t, cond, added_cond_kwargs=added).sample
-        snr = compute_snr(noise_sched, t)
-        weight = torch.clamp(snr, max=cfg.snr_gamma) / snr
-        loss = (F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3)) * weight).mean()
+        empty_states, empty_added = condition([e[None] for e in empty_ids])
+        cond, dropped = _drop_padding(states, condition.token_ids(ids), empty_states[0], eos_id,
+                                      cfg.padding_dropout, gen)
+        for key in ("text_embeds", "pooled"):  # the pooled state is the EOS state: dropped with the padding
+            if added and key in added:
+                added[key] = torch.where(dropped, empty_added[key], added[key])
+        if model == "flux":
+            loss = flow_matching_loss(denoiser, z, noise, level, cond, added)
+        else:
+            loss = noise_prediction_loss(denoiser, z, noise, level, cond, added, noise_sched, cfg)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -161,7 +215,7 @@ def train_diffusion(latents: torch.Tensor, input_ids: torch.Tensor, empty_ids: t
         ema.step(params)
         bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
     ema.copy_to(params)
-    return [enc.eval() for enc in condition.encoders], unet.eval()
+    return [enc.eval() for enc in condition.encoders], denoiser.eval()
 
 
 def train_scorer(cfg: BuildConfig):

@@ -194,3 +194,30 @@ def test_the_aggregate_key_covers_where_it_writes(tmp_path):
             for change in ({}, {"storage": str(tmp_path)},
                            {"tracking": {"duckdb": str(tmp_path / "r.duckdb")}})}
     assert len(keys) == 3
+
+
+def test_an_axis_runs_only_on_the_models_it_names(tmp_path):
+    """Per-model cells (the paper's: UCE unsafe on FLUX, not ReFACT): `models` on an edit or
+    a fine-tune keeps it off the others, and leaves the stage keys of the cells that remain
+    as they were (the filter is not part of any stage's config)."""
+    import shutil
+
+    from robust_edit.models import resolve
+
+    other = tmp_path / "other"
+    shutil.copytree(resolve("world:sd"), other)
+    spec = load_sweep("sweeps/quickstart.yaml")
+    raw = spec.model_dump(mode="json") | {"models": ["world:sd", str(other)]}
+    everywhere = build(type(spec).model_validate(raw))
+    raw["edits"][0]["models"] = ["world:sd"]
+    raw["finetunes"][0]["models"] = [str(other)]
+    filtered = build(type(spec).model_validate(raw))
+    cells = {(c["model"], c["edit"], c["finetune"]) for c in filtered.cells}
+    first_edit, first_ft = raw["edits"][0]["name"], raw["finetunes"][0]["name"]
+    assert not any(m == str(other) and e == first_edit for m, e, _ in cells)
+    assert not any(m == "world:sd" and f == first_ft for m, _, f in cells)
+    assert cells == {(c["model"], c["edit"], c["finetune"]) for c in everywhere.cells
+                     if (c["model"] == "world:sd" or c["edit"] != first_edit)
+                     and (c["model"] == str(other) or c["finetune"] != first_ft)}
+    kept = {k for k, st in filtered.stages.items() if st.kind != "aggregate"}
+    assert kept <= set(everywhere.stages)

@@ -78,7 +78,9 @@ def test_describe_prints_unique_and_per_trial_loop_counts(name):
     spec = _spec(name)
     g, text = build(spec), describe(spec)
     cells = len(g.cells)
-    assert f"= {cells} cells, {4 * cells} variant evaluations" in text
+    assert f": {cells} cells, {4 * cells} variant evaluations" in text
+    for model in spec.models:  # the cells per model
+        assert f"= {sum(c['model'] == model for c in g.cells)} cells" in text
     table = _table(text)
     unique, loop = g.counts(), g.per_trial_counts()
     assert {k: v for k, v in table.items() if k != "total"} == {

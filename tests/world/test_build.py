@@ -46,15 +46,29 @@ def test_quick_build_writes_loadable_world(tmp_path, capsys):
                                                   + xl.text_encoder_2.config.hidden_size)
     assert type(xl.scheduler).__name__ == "EulerDiscreteScheduler"
     assert xl("a red circle", num_inference_steps=2, output_type="np").images.shape == (1, 32, 32, 3)
-    assert set(json.loads((out / "build.json").read_text())) == {"sd", "sdxl", "scorer"}
+    # FLUX's structure: CLIP (pooled) and T5 (token states) encoders, the world's own T5
+    # tokenizer, a flow-matching transformer with double- and single-stream blocks, drawn
+    # at the VAE's 32 pixels (not FluxPipeline's fixed default).
+    flux = load_pipeline(str(out / "flux"), device="cpu")
+    assert type(flux).__name__ == "FluxPipeline"
+    assert type(flux.text_encoder_2).__name__ == "T5EncoderModel"
+    assert flux.tokenizer_2("a CEO in ink style").input_ids[:-1] == [
+        flux.tokenizer_2.convert_tokens_to_ids("\u2581" + w) for w in ("a", "CEO", "in", "ink", "style")]
+    assert flux.transformer.config.num_layers >= 1 and flux.transformer.config.num_single_layers >= 1
+    assert type(flux.scheduler).__name__ == "FlowMatchEulerDiscreteScheduler"
+    assert flux.vae.config.shift_factor is not None
+    assert flux("a red circle", num_inference_steps=2, output_type="np",
+                max_sequence_length=32).images.shape == (1, 32, 32, 3)
+    assert set(json.loads((out / "build.json").read_text())) == {"sd", "sdxl", "flux", "scorer"}
 
 
 def test_build_is_deterministic(tmp_path):
     build.build(tmp_path / "a", build.quick_config())
     build.build(tmp_path / "b", build.quick_config())
     wa, wb = _weights(tmp_path / "a"), _weights(tmp_path / "b")
-    # sd: text encoder, unet, vae; sdxl: two text encoders, unet, vae; the scorer
-    assert wa.keys() == wb.keys() and len(wa) == 8
+    # sd: text encoder, unet, vae; sdxl: two text encoders, unet, vae; flux: two text
+    # encoders, transformer, vae; the scorer
+    assert wa.keys() == wb.keys() and len(wa) == 12
     for name in wa:
         for key in wa[name]:
             assert torch.equal(wa[name][key], wb[name][key]), (name, key)
@@ -91,12 +105,14 @@ def test_padding_dropout_replaces_only_eos_and_padding_of_dropped_captions():
     assert torch.equal(out, cond) and not dropped.any()
 
 
-def test_profession_tokens_appear_only_where_a_profession_is_named():
-    """Calibration moves only these tokens' embeddings, so no other word may use them."""
+@pytest.mark.parametrize("tokenizer", ["clip_tokenizer", "t5_tokenizer"])
+def test_profession_tokens_appear_only_where_a_profession_is_named(tokenizer):
+    """Calibration moves only these tokens' embeddings (in the CLIP and T5 encoders), so no
+    other word may use them."""
     from robust_edit.world import datasets, scenes
-    from robust_edit.world.tokenizer import clip_tokenizer
+    from robust_edit.world import tokenizer as tokenizers
 
-    tok = clip_tokenizer()
+    tok = getattr(tokenizers, tokenizer)()
     token_of = dict(zip(V.PROFESSIONS, calibration.profession_token_ids(tok)))
     assert len(set(token_of.values())) == len(token_of)
     rng = random.Random(0)
@@ -163,27 +179,30 @@ def test_next_offsets_converge_where_the_response_is_steep_on_one_side_and_flat_
         assert min(abs(h["rates"][p] - design) for h in history) < 0.01, p
 
 
-@pytest.mark.parametrize("model", ["world:sd", "sdxl"])
+@pytest.mark.parametrize("model", ["world:sd", "sdxl", "flux"])
 def test_calibration_moves_only_profession_rows_along_tall_and_keeps_the_best_round(model, monkeypatch):
-    """SD's one encoder, or each of SDXL's two, each along its own "tall" - "short". The
-    measurement is replaced by a known response to the first encoder's rows (logit of the
-    tall share = 5 x the offset), so the offsets are non-trivial."""
+    """SD's one encoder, or each of SDXL's two (CLIP, CLIP) or FLUX's two (CLIP, T5), each
+    along its own "tall" - "short" and at its own tokenizer's rows. The measurement is
+    replaced by a known response to the first encoder's rows (logit of the tall share = 5 x
+    the offset), so the offsets are non-trivial."""
     pipe = (load_pipeline(model, device="cpu") if model == "world:sd"
-            else build.train_pipeline(build.quick_config(), "sdxl")[0])
-    rows = calibration.profession_token_ids(pipe.tokenizer)
-    start = pipe.text_encoder.get_input_embeddings().weight[rows].clone()
+            else build.train_pipeline(build.quick_config(), model)[0])
+    encoders = calibration.calibration_encoders(pipe)
+    rows = {m: calibration.profession_token_ids(getattr(pipe, calibration.TOKENIZER_OF[m])) for m in encoders}
+    start = pipe.text_encoder.get_input_embeddings().weight[rows["text_encoder"]].clone()
     unit = calibration.tall_direction(pipe)
 
     def measured(pipe, scorer, prompts, seeds, professions, settings):
-        moved = pipe.text_encoder.get_input_embeddings().weight[rows] - start
+        moved = pipe.text_encoder.get_input_embeddings().weight[rows["text_encoder"]] - start
         return {p: float(1 / (1 + np.exp(-5 * x)))
                 for p, x in zip(V.PROFESSIONS, (moved @ unit / (unit @ unit)).tolist())}
 
     monkeypatch.setattr(calibration, "profession_tall_rates", measured)
-    modules = (*calibration.calibration_encoders(pipe), "unet")
-    assert len(modules) == (2 if model == "world:sd" else 3)
+    denoiser = "transformer" if model == "flux" else "unet"
+    modules = (*encoders, denoiser)
+    assert len(encoders) == (1 if model == "world:sd" else 2)
     before = {f"{m}.{k}": v.clone() for m in modules for k, v in getattr(pipe, m).state_dict().items()}
-    directions = {m: calibration.tall_direction(pipe, m) for m in modules[:-1]}
+    directions = {m: calibration.tall_direction(pipe, m) for m in encoders}
     result = calibration.calibrate_professions(pipe, WorldScorer(None),
                                                build.quick_config(calibration_rounds=2))
     assert len(result["rounds"]) == 3 and result["images_per_profession"] == 5
@@ -192,22 +211,24 @@ def test_calibration_moves_only_profession_rows_along_tall_and_keeps_the_best_ro
     assert {p: o != 0 for p, o in result["offsets"].items()} == {
         p: abs(design - 0.5) >= 0.5 / 5 for p, (_, design) in V.PROFESSIONS.items()}
     after = {f"{m}.{k}": v for m in modules for k, v in getattr(pipe, m).state_dict().items()}
-    tables = {m: f"{m}.{k}" for m in directions for k in getattr(pipe, m).state_dict()
-              if k.endswith("token_embedding.weight")}
+    # Each encoder's input-embedding table (T5 ties it under two names).
+    tables = {f"{m}.{k}": m for m in encoders for k, v in getattr(pipe, m).state_dict().items()
+              if v.data_ptr() == getattr(pipe, m).get_input_embeddings().weight.data_ptr()}
+    assert set(tables.values()) == set(encoders)
     for key in before:
-        if key not in tables.values():
+        if key not in tables:
             assert torch.equal(before[key], after[key]), key
-    unchanged = torch.ones(len(after[tables["text_encoder"]]), dtype=torch.bool)
-    unchanged[rows] = False
-    for i, (prof, (_, design)) in enumerate(V.PROFESSIONS.items()):
-        errors = [abs(h["rates"][prof] - design) for h in result["rounds"]]
-        kept = result["rounds"][int(np.argmin(errors))]["offsets"][prof]
-        assert result["offsets"][prof] == kept
-        for m, table in tables.items():
-            assert torch.equal(before[table][unchanged], after[table][unchanged])
+    for table, m in tables.items():
+        unchanged = torch.ones(len(after[table]), dtype=torch.bool)
+        unchanged[rows[m]] = False
+        assert torch.equal(before[table][unchanged], after[table][unchanged])
+        for i, (prof, (_, design)) in enumerate(V.PROFESSIONS.items()):
+            errors = [abs(h["rates"][prof] - design) for h in result["rounds"]]
+            kept = result["rounds"][int(np.argmin(errors))]["offsets"][prof]
+            assert result["offsets"][prof] == kept
             # The row moved by exactly that offset along "tall" - "short" (fp16, as shipped).
-            expected = (before[table][rows[i]] + kept * directions[m]).half().float()
-            assert torch.equal(after[table][rows[i]], expected), (m, prof)
+            expected = (before[table][rows[m][i]] + kept * directions[m]).half().float()
+            assert torch.equal(after[table][rows[m][i]], expected), (m, prof)
 
 
 def test_calibrating_an_already_calibrated_world_is_refused(tmp_path):
