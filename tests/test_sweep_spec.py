@@ -37,7 +37,7 @@ BAD = {
     "unknown dataset": (_set(["edits", 2, "dataset"], "i2p-v2"), ["dataset", "i2p-v2", "known"]),
     "dataset of the wrong format": (_set(["edits", 1, "dataset"], "world:road"), ["edits[debias].dataset", "professions"]),
     "task not of the method": (_set(["edits", 0, "task"], "debias"), ["debias", "not a refact task"]),
-    "unknown model reference": (_set(["models"], ["world:sdxl"]), ["models", "world:sdxl", "known"]),
+    "unknown model reference": (_set(["models"], ["world:nope"]), ["models", "world:nope", "known"]),
     "duplicate edit names": (_set(["edits", 1, "name"], "appearance"), ["edits", "duplicate", "appearance"]),
     "duplicate fine-tune names": (_set(["finetunes", 3, "name"], "lora"), ["finetunes", "duplicate", "lora"]),
     "unknown world subject": (_set(["finetunes", 1, "dataset"], "world:dreambooth:cat"), ["finetunes[dreambooth].dataset", "ring"]),
