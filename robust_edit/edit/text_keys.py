@@ -65,9 +65,9 @@ def encode(pipe, family: Family, prompts: list[str]) -> PromptEncoding:
                                              do_classifier_free_guidance=False)
         pooled, tokenizer, length = None, pipe.tokenizer, pipe.tokenizer.model_max_length
     elif family.name == "flux":
-        tokens, pooled, _ = pipe.encode_prompt(prompts, prompt_2=None, device=device,
-                                               max_sequence_length=flux_sequence_length(pipe))
         tokenizer, length = pipe.tokenizer_2, flux_sequence_length(pipe)
+        tokens, pooled, _ = pipe.encode_prompt(prompts, prompt_2=None, device=device,
+                                               max_sequence_length=length)
     else:
         raise ValueError(f"family {family.name!r}: no prompt encoding for UCE keys")
     return PromptEncoding(tokens.float().cpu(), None if pooled is None else pooled.float().cpu(),

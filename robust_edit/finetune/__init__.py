@@ -118,23 +118,33 @@ def sd_loss(pipe, family: Family, z: torch.Tensor, captions: list[str], gen: tor
 
 def flux_loss(pipe, family: Family, z: torch.Tensor, captions: list[str], gen: torch.Generator
               ) -> torch.Tensor:
-    """Per-example flow-matching MSE for FLUX: x_s = (1 - s) z + s noise, target noise - z."""
-    b, c, h, w = z.shape
-    device, dtype = pipe.transformer.device, pipe.transformer.dtype
+    """Per-example flow-matching MSE for FLUX, at noise levels s uniform in (0, 1)."""
+    device = pipe.transformer.device
     noise = torch.randn(z.shape, generator=gen).to(device)
-    s = torch.rand(b, generator=gen).to(device)
-    z = z.to(device)
+    s = torch.rand(len(z), generator=gen).to(device)
+    cond, pooled, _ = pipe.encode_prompt(captions, prompt_2=None, device=device,
+                                         max_sequence_length=flux_sequence_length(pipe))
+    return flow_matching_loss(pipe.transformer, z.to(device), noise, s, cond, pooled)
+
+
+def flow_matching_loss(transformer, z: torch.Tensor, noise: torch.Tensor, s: torch.Tensor,
+                       states: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
+    """Per-example rectified-flow MSE of a FLUX transformer: x_s = (1 - s) z + s noise, the
+    velocity noise - z as target, on 2 x 2 patches packed as FluxPipeline packs them; the
+    timestep is s, as the pipeline passes sigma. (The world build trains with it too.)"""
+    from diffusers import FluxPipeline
+
+    b, c, h, w = z.shape
+    device, dtype = transformer.device, transformer.dtype
     noisy = (1 - s[:, None, None, None]) * z + s[:, None, None, None] * noise
-    cond, pooled, text_ids = pipe.encode_prompt(captions, prompt_2=None, device=device,
-                                                max_sequence_length=flux_sequence_length(pipe))
-    img_ids = pipe._prepare_latent_image_ids(b, h // 2, w // 2, device, dtype)
-    guidance = (torch.full((b,), 3.5, device=device) if pipe.transformer.config.guidance_embeds
-                else None)
-    pred = pipe.transformer(hidden_states=pipe._pack_latents(noisy, b, c, h, w).to(device, dtype),
-                            timestep=s.to(device, dtype), guidance=guidance,
-                            pooled_projections=pooled, encoder_hidden_states=cond,
-                            txt_ids=text_ids, img_ids=img_ids).sample.float()
-    target = pipe._pack_latents(noise - z, b, c, h, w).float()
+    guidance = torch.full((b,), 3.5, device=device) if transformer.config.guidance_embeds else None
+    pred = transformer(hidden_states=FluxPipeline._pack_latents(noisy, b, c, h, w).to(device, dtype),
+                       timestep=s.to(device, dtype), guidance=guidance,
+                       pooled_projections=pooled, encoder_hidden_states=states,
+                       txt_ids=torch.zeros(states.shape[1], 3, device=device, dtype=dtype),
+                       img_ids=FluxPipeline._prepare_latent_image_ids(b, h // 2, w // 2, device, dtype)
+                       ).sample.float()
+    target = FluxPipeline._pack_latents(noise - z, b, c, h, w).float()
     return F.mse_loss(pred, target, reduction="none").mean(dim=(1, 2))
 
 

@@ -46,10 +46,10 @@ def make_unet(sdxl: bool = False):
     (64 + 32) and the "text_time" added conditioning (pooled text + the six size/crop ids)."""
     from diffusers import UNet2DConditionModel
 
-    extra = dict(cross_attention_dim=64 + 32, addition_embed_type="text_time",
-                 addition_time_embed_dim=SDXL_TIME_EMBED_DIM,
-                 projection_class_embeddings_input_dim=SDXL_POOLED_DIM + 6 * SDXL_TIME_EMBED_DIM,
-                 ) if sdxl else dict(cross_attention_dim=64)
+    extra = {"cross_attention_dim": 64 + 32, "addition_embed_type": "text_time",
+             "addition_time_embed_dim": SDXL_TIME_EMBED_DIM,
+             "projection_class_embeddings_input_dim": SDXL_POOLED_DIM + 6 * SDXL_TIME_EMBED_DIM,
+             } if sdxl else {"cross_attention_dim": 64}
     return UNet2DConditionModel(
         sample_size=V.IMAGE_SIZE // 4, in_channels=4, out_channels=4, layers_per_block=1,
         block_out_channels=(64, 128), norm_num_groups=16, attention_head_dim=4,

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from robust_edit.finetune import images_to_tensor
+from robust_edit.finetune import flow_matching_loss, images_to_tensor
 from robust_edit.world import scenes
 from robust_edit.world import scorer as world_scorer
 from robust_edit.world import vocab as V
@@ -111,14 +111,12 @@ class Conditioning:
         self.encoders = {"sd": lambda: [make_text_encoder()],
                          "sdxl": lambda: [make_text_encoder(), make_text_encoder_2()],
                          "flux": lambda: [make_text_encoder(), make_t5_encoder(t5_vocab_size)]}[model]()
-        # The encoder whose token states the denoiser reads (padding dropout acts on them).
-        self.token_encoder = self.encoders[-1] if model == "flux" else self.encoders[0]
+        # Which encoder's token states the denoiser reads (padding dropout acts on them).
+        self.token_index = 1 if model == "flux" else 0
+        self.token_encoder = self.encoders[self.token_index]
         # original size, crop top-left, target size: every world image is whole and 32 x 32.
         self.time_ids = torch.tensor([[V.IMAGE_SIZE, V.IMAGE_SIZE, 0, 0, V.IMAGE_SIZE, V.IMAGE_SIZE]],
                                      dtype=torch.float32)
-
-    def token_ids(self, ids: list[torch.Tensor]) -> torch.Tensor:
-        return ids[-1] if self.model == "flux" else ids[0]
 
     def __call__(self, ids: list[torch.Tensor]) -> tuple[torch.Tensor, dict | None]:
         """(token states, pooled/added conditioning or None)."""
@@ -152,22 +150,6 @@ def noise_prediction_loss(unet, z, noise, t, states, added, noise_sched, cfg: Bu
     return (F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3)) * weight).mean()
 
 
-def flow_matching_loss(transformer, z, noise, s, states, added) -> torch.Tensor:
-    """FLUX: rectified flow, x_s = (1 - s) z + s noise, the velocity noise - z as target, on
-    2 x 2 patches packed as FluxPipeline packs them; the timestep is s, as the pipeline
-    passes sigma."""
-    from diffusers import FluxPipeline
-
-    b, c, h, w = z.shape
-    noisy = FluxPipeline._pack_latents((1 - s[:, None, None, None]) * z + s[:, None, None, None] * noise,
-                                       b, c, h, w)
-    pred = transformer(hidden_states=noisy, timestep=s, pooled_projections=added["pooled"],
-                       encoder_hidden_states=states, txt_ids=torch.zeros(states.shape[1], 3),
-                       img_ids=FluxPipeline._prepare_latent_image_ids(b, h // 2, w // 2, "cpu", z.dtype)
-                       ).sample
-    return F.mse_loss(pred, FluxPipeline._pack_latents(noise - z, b, c, h, w))
-
-
 def train_diffusion(latents: torch.Tensor, input_ids: list[torch.Tensor], empty_ids: list[torch.Tensor],
                     cfg: BuildConfig, model: str = "sd", t5_vocab_size: int = 0):
     """Train the text encoders and the denoiser (SD/SDXL UNet, FLUX transformer) jointly;
@@ -198,13 +180,13 @@ def train_diffusion(latents: torch.Tensor, input_ids: list[torch.Tensor], empty_
         noise, level = draw_noise(z, gen, cfg, flow=model == "flux")
         states, added = condition(ids)
         empty_states, empty_added = condition([e[None] for e in empty_ids])
-        cond, dropped = _drop_padding(states, condition.token_ids(ids), empty_states[0], eos_id,
+        cond, dropped = _drop_padding(states, ids[condition.token_index], empty_states[0], eos_id,
                                       cfg.padding_dropout, gen)
         for key in ("text_embeds", "pooled"):  # the pooled state is the EOS state: dropped with the padding
             if added and key in added:
                 added[key] = torch.where(dropped, empty_added[key], added[key])
         if model == "flux":
-            loss = flow_matching_loss(denoiser, z, noise, level, cond, added)
+            loss = flow_matching_loss(denoiser, z, noise, level, cond, added["pooled"]).mean()
         else:
             loss = noise_prediction_loss(denoiser, z, noise, level, cond, added, noise_sched, cfg)
         opt.zero_grad(set_to_none=True)
