@@ -90,7 +90,9 @@ def evaluate_edit(cfg: EditConfig, pipes: dict, *, scorer_ref: str | None = None
                                  settings, desc=f"{variant} {cfg.task} prompts")
         for model in models.values():
             for score in model.score(images, todo):
-                rows.append({**todo[score["item"]], **score, "variant": variant, "task": cfg.task})
+                # `edit` keys the bootstrap's resamples (analysis/views.sql)
+                rows.append({**todo[score["item"]], **score, "variant": variant, "task": cfg.task,
+                             "edit": cfg.name or cfg.task})
     db = analysis.connect()
     db.register("scored", pd.DataFrame(rows))
     db.execute("INSERT INTO results BY NAME SELECT * FROM scored")
