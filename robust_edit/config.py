@@ -69,7 +69,9 @@ class UCEParams(Strict):
 
 class RefactParams(Strict):
     layer: int | None = Field(None, ge=0, description="default: the paper's layer 7 of 12, scaled")
-    encoders: tuple[str, ...] = ("text_encoder",)
+    encoders: tuple[str, ...] | None = Field(
+        None, description="pipeline attributes of the edited text encoders; default: the "
+        "model family's (SD: text_encoder; SDXL: both, as its UNet reads both side by side)")
     corpus: str | None = None  # dataset reference whose prompts form the covariance corpus
     corpus_size: int = Field(100_000, ge=1)
     max_steps: int = Field(100, ge=1)

@@ -70,12 +70,14 @@ def edit(cfg: EditConfig, model: str | None = None) -> EditConfig:
                   "objective": p.objective or d.refact_objective,
                   "lr": p.lr or d.refact_lr,
                   "max_norm_ratio": p.max_norm_ratio or d.refact_max_norm_ratio}
-        if p.layer is None and model is not None:
-            from robust_edit.models import text_encoder_layers
+        if model is not None:
+            from robust_edit.models import family_of, text_encoder_layers
 
-            # the paper's best layer of SD1.4's 12 for the task, scaled to the encoder's depth
-            refact["layer"] = round(REFACT_LAYER_OF_12[cfg.task] / 12
-                                    * text_encoder_layers(model, p.encoders[0]))
+            encoders = refact["encoders"] = p.encoders or family_of(model).text_encoders
+            if p.layer is None:
+                # the paper's best layer of SD1.4's 12 for the task, scaled to the encoder's depth
+                refact["layer"] = round(REFACT_LAYER_OF_12[cfg.task] / 12
+                                        * text_encoder_layers(model, encoders[0]))
         update["refact"] = p.model_copy(update=refact)
     return cfg.model_copy(update=update)
 

@@ -67,6 +67,18 @@ def test_refact_layer_scales_with_the_models_text_encoder():
     assert hub.refact.layer == 7  # the paper's layer of SD1.4's 12
 
 
+@pytest.mark.parametrize("model, encoders", [
+    ("world:sd", ("text_encoder",)), ("world:sdxl", ("text_encoder", "text_encoder_2")),
+    ("stabilityai/stable-diffusion-xl-base-1.0", ("text_encoder", "text_encoder_2"))])
+def test_refact_edits_every_text_encoder_the_denoiser_reads(model, encoders):
+    """SDXL's UNet reads both encoders' states side by side: an edit of one leaves half the
+    subject's conditioning as it was. A spec's own choice stands."""
+    cfg = EditConfig(method="refact", task="appearance", dataset="world:road")
+    assert resolve.edit(cfg, model).refact.encoders == encoders
+    one = cfg.model_copy(update={"refact": cfg.refact.model_copy(update={"encoders": ("text_encoder",)})})
+    assert resolve.edit(one, model).refact.encoders == ("text_encoder",)
+
+
 def test_finetune_defaults_per_method():
     lora = resolve.finetune(FinetuneConfig(method="lora", dataset="world:style", rank=8))
     assert (lora.targets, lora.optimizer, lora.lr, lora.alpha) == ("text_encoder", "adamw", 1e-3, 8)

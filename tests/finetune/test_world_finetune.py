@@ -1,5 +1,6 @@
 """Fine-tuning on the shipped world at the quickstart budget (the fine-tunes of
-sweeps/quickstart.yaml, as the main job runs them), measured by the world scorer (slow).
+sweeps/quickstart.yaml, as the main job runs them) and, on world:sdxl and world:flux, at
+sweeps/families.yaml's budgets, measured by the world scorer (slow).
 Prints minutes per run and the M vs M_ft figures the fine-tuning issue reports, and the
 controls: what unrelated fine-tuning does to what it does not train."""
 
@@ -21,6 +22,9 @@ pytestmark = pytest.mark.slow
 
 SPEC = load_sweep("sweeps/quickstart.yaml")
 QUICKSTART = {f.method: f.expand()[0] for f in SPEC.finetunes}
+FAMILY_SPEC = load_sweep("sweeps/families.yaml")
+FAMILIES = [(model, f) for f in FAMILY_SPEC.finetunes for model in f.models or FAMILY_SPEC.models
+            if model != "world:sd"]
 
 
 def controls(pipe) -> dict:
@@ -60,7 +64,24 @@ def scorer():
 
 @pytest.fixture(scope="module")
 def base_style(scorer):
-    return style_report(load_pipeline("world:sd"), scorer)
+    """style_report of each base model, drawn once: {model: report}."""
+    reports = {}
+    return lambda model: reports.get(model) or reports.setdefault(
+        model, style_report(load_pipeline(model), scorer))
+
+
+def assert_styles(model, cfg, scorer, base_style, out):
+    """Fine-tune `model` by `cfg`: M draws <= 10 % styled, M_ft >= 80 % with content >= 85 %."""
+    t0 = time.time()
+    finetune.run(cfg, model, out)
+    minutes = (time.time() - t0) / 60
+    report = style_report(finetune.load_variant(out), scorer)
+    print(json.dumps({"model": model, "method": cfg.method, "seed": cfg.seed, "rank": cfg.rank,
+                      "steps": cfg.steps, "minutes": round(minutes, 2), "M": base_style(model),
+                      "M_ft": report}, indent=1))
+    assert base_style(model)["styled"] <= 0.10
+    assert report["styled"] >= 0.80
+    assert report["adherence"]["content"] >= 0.85
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -68,16 +89,14 @@ def base_style(scorer):
 def test_style_fine_tuning_shifts_the_style(method, seed, scorer, base_style, tmp_path):
     """Every training seed, not only the quickstart's: a budget that styles one seed and
     not the next is no fine-tune the study can compare."""
-    t0 = time.time()
     cfg = QUICKSTART[method].model_copy(update={"seed": seed})
-    finetune.run(cfg, "world:sd", tmp_path / method)
-    minutes = (time.time() - t0) / 60
-    report = style_report(finetune.load_variant(tmp_path / method), scorer)
-    print(json.dumps({"method": method, "seed": seed, "rank": cfg.rank, "steps": cfg.steps,
-                      "minutes": round(minutes, 2), "M": base_style, "M_ft": report}, indent=1))
-    assert base_style["styled"] <= 0.10
-    assert report["styled"] >= 0.80
-    assert report["adherence"]["content"] >= 0.85
+    assert_styles("world:sd", cfg, scorer, base_style, tmp_path / method)
+
+
+@pytest.mark.parametrize("model, spec", FAMILIES, ids=[f"{m}-{f.name}" for m, f in FAMILIES])
+def test_style_fine_tuning_on_each_family(model, spec, scorer, base_style, tmp_path):
+    """SDXL and FLUX at sweeps/families.yaml's budgets (FLUX with its flow-matching loss)."""
+    assert_styles(model, spec.expand()[0], scorer, base_style, tmp_path / spec.name)
 
 
 def test_dreambooth_learns_the_subject_and_keeps_the_class(scorer, tmp_path):
