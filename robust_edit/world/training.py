@@ -123,10 +123,19 @@ class Conditioning:
         if self.model == "sd":
             return self.encoders[0](ids[0])[0], None
         if self.model == "flux":
-            return self.encoders[1](ids[1])[0], {"pooled": self.encoders[0](ids[0]).pooler_output}
+            return self.encoders[1](ids[1])[0], {"pooled": self.encoders[0](
+                through_eos(ids[0], self.encoders[0].config.eos_token_id)).pooler_output}
         first, second = (enc(ids[0], output_hidden_states=True) for enc in self.encoders)
         states = torch.cat([first.hidden_states[-2], second.hidden_states[-2]], dim=-1)
         return states, {"text_embeds": second.text_embeds, "time_ids": self.time_ids.expand(len(ids[0]), -1)}
+
+
+def through_eos(ids: torch.Tensor, eos_id: int) -> torch.Tensor:
+    """The token ids up to the batch's last end-of-text position. FLUX reads only CLIP's
+    pooled (end-of-text) state, which a causal encoder computes from the positions up to it:
+    the padding after it is most of the encoder's cost in training and changes nothing."""
+    last = int((ids == eos_id).int().argmax(dim=1).max())  # each row's first end-of-text
+    return ids[:, :last + 1]
 
 
 def draw_noise(z: torch.Tensor, gen: torch.Generator, cfg: BuildConfig, flow: bool):

@@ -105,6 +105,22 @@ def test_padding_dropout_replaces_only_eos_and_padding_of_dropped_captions():
     assert torch.equal(out, cond) and not dropped.any()
 
 
+def test_flux_pooled_state_is_the_same_without_the_padding():
+    """The FLUX build encodes CLIP only through each batch's last end-of-text: the pooled
+    state of a causal encoder does not read the positions after it."""
+    from robust_edit.world.architectures import make_text_encoder
+    from robust_edit.world.tokenizer import clip_tokenizer
+
+    torch.manual_seed(0)
+    encoder, tok = make_text_encoder().eval(), clip_tokenizer()
+    ids = tok(["a big red circle on a white background, in ink style", "a lime", ""],
+              padding="max_length", max_length=tok.model_max_length, return_tensors="pt").input_ids
+    short = training.through_eos(ids, encoder.config.eos_token_id)
+    assert short.shape[1] == 14  # start, 12 words and signs, end
+    with torch.no_grad():
+        assert torch.allclose(encoder(short).pooler_output, encoder(ids).pooler_output, atol=1e-5)
+
+
 @pytest.mark.parametrize("tokenizer", ["clip_tokenizer", "t5_tokenizer"])
 def test_profession_tokens_appear_only_where_a_profession_is_named(tokenizer):
     """Calibration moves only these tokens' embeddings (in the CLIP and T5 encoders), so no
