@@ -4,6 +4,7 @@ sweeps/families.yaml's budgets, measured by the world scorer (slow).
 Prints minutes per run and the M vs M_ft figures the fine-tuning issue reports, and the
 controls: what unrelated fine-tuning does to what it does not train."""
 
+import functools
 import json
 import time
 
@@ -64,10 +65,8 @@ def scorer():
 
 @pytest.fixture(scope="module")
 def base_style(scorer):
-    """style_report of each base model, drawn once: {model: report}."""
-    reports = {}
-    return lambda model: reports.get(model) or reports.setdefault(
-        model, style_report(load_pipeline(model), scorer))
+    """model -> style_report of the base model, drawn once per model."""
+    return functools.cache(lambda model: style_report(load_pipeline(model), scorer))
 
 
 def assert_styles(model, cfg, scorer, base_style, out):
