@@ -38,6 +38,12 @@ class Family:
     lora_denoiser_targets: tuple[str, ...]
     denoiser: str
     text_encoder_layers: int = 12  # depth of the released models' first text encoder (CLIP)
+    # The text encoders' token states the denoiser reads: the last layer's (SD), or the
+    # penultimate layer's (SDXL, before the final layer norm).
+    text_states: str = "last"
+    # What LoRA and DoRA train unless a run says (FinetuneConfig.targets): the study's text
+    # encoder, where the family's LoRA format holds the encoder its denoiser reads.
+    adapter_targets: str = "text_encoder"
 
 
 _SD = Family(
@@ -53,12 +59,15 @@ _SD = Family(
 FAMILIES: dict[str, Family] = {
     "sd": _SD,
     "sdxl": replace(_SD, name="sdxl", pipeline_class="StableDiffusionXLPipeline",
-                    text_encoders=("text_encoder", "text_encoder_2")),
+                    text_encoders=("text_encoder", "text_encoder_2"), text_states="penultimate"),
     # context_embedder reads T5 token embeddings; linear_1 reads the pooled CLIP embedding.
     "flux": replace(_SD, name="flux", pipeline_class="FluxPipeline",
                     uce_layers=(("context_embedder", "tokens"),
                                 ("time_text_embed.text_embedder.linear_1", "pooled")),
-                    denoiser="transformer"),
+                    # diffusers' FLUX LoRA format holds the transformer and CLIP, not T5; FLUX
+                    # reads CLIP only as the pooled embedding, so a CLIP adapter barely moves
+                    # what it draws (world:flux: 0 % styled; on the transformer 99 %).
+                    denoiser="transformer", adapter_targets="unet"),
 }
 _FAMILY_BY_PIPELINE = {f.pipeline_class: f for f in FAMILIES.values()}
 

@@ -1,6 +1,7 @@
 """Every default, filled in one place. A config leaves here with no field left open: method
-defaults (config.FINETUNE_DEFAULTS, UCE's preserve scale), per-family ones (ReFACT's layer)
-and the data's (robust_edit.profiles: the study's for real data, a profile's for its own).
+defaults (config.FINETUNE_DEFAULTS, UCE's preserve scale), per-family ones (ReFACT's layer and
+encoders, LoRA/DoRA targets) and the data's (robust_edit.profiles: the study's for real data, a
+profile's for its own).
 Sweep stages hash and run what this returns; nothing reads a default later. Resolving a
 resolved config changes nothing."""
 
@@ -95,10 +96,15 @@ def evaluation_scorer(dataset: str) -> str:
     return defaults_for(dataset).classifier
 
 
-def finetune(cfg: FinetuneConfig) -> FinetuneConfig:
+def finetune(cfg: FinetuneConfig, model: str | None = None) -> FinetuneConfig:
+    """Fill in the method's defaults; with `model`, its family's (LoRA/DoRA targets)."""
     from robust_edit.finetune.data import pinned
 
     targets, optimizer, lr = FINETUNE_DEFAULTS[cfg.method]
+    if cfg.method in ("lora", "dora") and model is not None:
+        from robust_edit.models import family_of
+
+        targets = family_of(model).adapter_targets
     optimizer = cfg.optimizer or optimizer
     update = {"dataset": pinned(cfg.dataset), "targets": cfg.targets or targets, "optimizer": optimizer,
               "lr": cfg.lr if cfg.lr is not None else (1.0 if optimizer == "prodigy" else lr),

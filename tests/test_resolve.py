@@ -88,6 +88,20 @@ def test_finetune_defaults_per_method():
     assert db.class_prompt and db.class_generation.guidance == 3.0 and db.alpha is None
 
 
+@pytest.mark.parametrize(("model", "targets"), [("CompVis/stable-diffusion-v1-4", "text_encoder"),
+                                               ("world:sdxl", "text_encoder"),
+                                               ("black-forest-labs/FLUX.1-schnell", "unet")])
+def test_adapter_targets_per_family(model, targets):
+    """LoRA/DoRA train the study's text encoder, except on FLUX, whose LoRA format holds only
+    CLIP of its encoders (read as the pooled embedding): there the transformer. A run's own
+    choice stands; full fine-tuning trains both everywhere."""
+    for method in ("lora", "dora"):
+        assert resolve.finetune(FinetuneConfig(method=method, dataset="world:style"), model).targets == targets
+    own = FinetuneConfig(method="lora", dataset="world:style", targets="both")
+    assert resolve.finetune(own, model).targets == "both"
+    assert resolve.finetune(FinetuneConfig(method="full", dataset="world:style"), model).targets == "both"
+
+
 def test_every_config_of_the_quickstart_resolves_with_nothing_left_open_and_idempotently():
     spec = load_sweep("sweeps/quickstart.yaml")
     # a label, an optional row range, and which of a sweep's models the edit runs on

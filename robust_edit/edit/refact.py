@@ -6,8 +6,8 @@ For an edit "old -> new" of a subject prompt:
    the bare prompt and the templates) is optimised so the edited encoder's embedding lies
    nearer a clean copy's embedding of the NEW text than of the OLD one. The embedding is
    the pooled one (the paper's, for contrastively trained CLIP encoders) or, with
-   objective "tokens", the token states from the subject's last token to the end, which
-   is what the denoiser reads (for encoders trained only through a denoiser, such as the
+   objective "tokens", the token states from the subject's last token to the end, of the
+   layer the denoiser reads (the last; SDXL's penultimate) (for encoders trained only through a denoiser, such as the
    world's, whose pooled output carries no training signal);
 3. insertion: u = C^-1 k0, dW = (v* - W k0) u^T / (u^T k0), so W' k0 = v* exactly while
    keys orthogonal to u (in the covariance's metric) are untouched.
@@ -49,6 +49,7 @@ class RefactConfig:
     norm_weight: float = 0.1
     max_norm_ratio: float = 4.0
     objective: Literal["pooled", "tokens"] = "pooled"
+    token_states: Literal["last", "penultimate"] = "last"  # the family's (Family.text_states)
     templates: tuple[str, ...] = TEMPLATES
 
 
@@ -69,18 +70,20 @@ def _ids(tokenizer, texts: Sequence[str]) -> torch.Tensor:
                      truncation=True, return_tensors="pt").input_ids
 
 
-def _embedding(text_encoder, ids: torch.Tensor, objective: str, starts: torch.Tensor,
+def _embedding(text_encoder, ids: torch.Tensor, cfg: RefactConfig, starts: torch.Tensor,
                eos_token_id: int) -> torch.Tensor:
-    """(B, D): the pooled embedding, or the token states from starts[b] through the first
-    EOS, flattened and zero beyond EOS (prompts that share a template suffix align
-    token by token)."""
-    out = text_encoder(ids.to(text_encoder.device))
-    if objective == "tokens":
+    """(B, D): the pooled embedding, or the token states (cfg.token_states) from starts[b]
+    through the first EOS, flattened and zero beyond EOS (prompts that share a template
+    suffix align token by token)."""
+    penultimate = cfg.token_states == "penultimate"
+    out = text_encoder(ids.to(text_encoder.device), output_hidden_states=penultimate)
+    if cfg.objective == "tokens":
         last = (ids == eos_token_id).int().argmax(dim=1) - starts
         offsets = torch.arange(int(last.max()) + 1)[None, :]
         span = (starts[:, None] + offsets).clamp(max=ids.shape[1] - 1)
         mask = (offsets <= last[:, None])[..., None].to(text_encoder.device)
-        states = out.last_hidden_state[torch.arange(len(ids))[:, None], span.to(ids.device)]
+        states = (out.hidden_states[-2] if penultimate else out.last_hidden_state)[
+            torch.arange(len(ids))[:, None], span.to(ids.device)]
         return (states * mask).flatten(1).float()
     emb = getattr(out, "text_embeds", None)  # CLIPTextModelWithProjection (SDXL's second)
     return (emb if emb is not None else out.pooler_output).float()
@@ -187,7 +190,7 @@ def _inputs(tokenizer, text: str, cfg: RefactConfig) -> tuple[torch.Tensor, torc
 def _embed(text_encoder, tokenizer, text: str, cfg: RefactConfig) -> torch.Tensor:
     """The edit objective's embedding of `text` in the bare prompt and every template."""
     ids, starts = _inputs(tokenizer, text, cfg)
-    return _embedding(text_encoder, ids, cfg.objective, starts, tokenizer.eos_token_id)
+    return _embedding(text_encoder, ids, cfg, starts, tokenizer.eos_token_id)
 
 
 @torch.no_grad()
@@ -223,7 +226,7 @@ def _target_value(text_encoder, tokenizer, fc2, subject: str, e_new: torch.Tenso
     for step in bar:
         handle = fc2.register_forward_hook(add_delta)
         try:
-            e = _embedding(text_encoder, ids, cfg.objective, pos, tokenizer.eos_token_id)
+            e = _embedding(text_encoder, ids, cfg, pos, tokenizer.eos_token_id)
         finally:
             handle.remove()
         logits = torch.stack([-(e - e_new.to(e.device)).norm(dim=-1),
@@ -306,7 +309,7 @@ def run(pipe, family: Family, cfg, cache_dir: Path, progress: bool = True
 
     optimisation = {"objective": p.objective, "lr": p.lr, "max_norm_ratio": p.max_norm_ratio}
     rcfg = RefactConfig(encoders=tuple(p.encoders), layer=p.layer, max_steps=p.max_steps,
-                        **optimisation)
+                        token_states=family.text_states, **optimisation)
     tensors, log = edit(pipe, family, edits, rcfg, covariance_for, progress=progress)
     details = {"edits": [list(e) for e in edits], "layer": p.layer, "encoders": list(p.encoders),
                "optimisation_settings": optimisation,
@@ -326,5 +329,6 @@ def protocol(cfg: RefactConfig, corpus_id: str, corpus_size: int) -> dict:
     `templates`: the key is the fc2 input at the subject's last token averaged over them."""
     return {"layer": cfg.layer, "encoders": list(cfg.encoders),
             "corpus": {"dataset": corpus_id, "size": corpus_size},
-            "templates": list(cfg.templates), "objective": cfg.objective, "lr": cfg.lr,
+            "templates": list(cfg.templates), "objective": cfg.objective,
+            "token_states": cfg.token_states, "lr": cfg.lr,
             "max_norm_ratio": cfg.max_norm_ratio, "target_encoder": TARGET_ENCODER}

@@ -300,7 +300,7 @@ def run(cfg: FinetuneConfig, model_ref: str, out: Path, *, edit_artifact: Path |
     resuming = claim_output(out, MANIFEST, force=True, key="base_model")
     check_data(cfg.dataset)
     artifact = EditArtifact.load(edit_artifact) if edit_artifact is not None else None
-    cfg = resolve.finetune(cfg)
+    cfg = resolve.finetune(cfg, model_ref)
     if resuming:
         done = json.loads((out / MANIFEST).read_text())
         if done["config"] != cfg.model_dump(mode="json") or done["base_model"]["ref"] != model_ref:

@@ -169,7 +169,7 @@ def build(spec: SweepSpec) -> Graph:
         model_key = content_key("model", model_fingerprint(model))
         resolved = {e.name: resolve.edit(e, model) for e in spec.edits if runs_on(e, model)}
         edits = {n: g.add(_edit_stage(model, model_key, e)) for n, e in resolved.items()}
-        runs = [(f.name, resolve.finetune(cfg)) for f in spec.finetunes if runs_on(f, model)
+        runs = [(f.name, resolve.finetune(cfg, model)) for f in spec.finetunes if runs_on(f, model)
                 for cfg in f.expand()]
         decayed = frozenset(ck.edits or resolved) if ck else frozenset()
         quality_set = quality and PromptSet.quality(

@@ -67,6 +67,25 @@ def test_refact_edits_both_sdxl_text_encoders_rank_one(objective):
     assert all(s.p_new > s.p_new_start + 0.2 for s in log), log
 
 
+@pytest.mark.parametrize("family_name", ["sd", "sdxl"])
+def test_refact_token_objective_reads_the_states_the_denoiser_reads(family_name):
+    """The "tokens" objective compares the states the UNet is given: SDXL's pipeline hands it
+    each encoder's penultimate states, not the last layer's (which nothing reads)."""
+    pipe, family = tiny_sdxl(), FAMILIES[family_name]
+    cfg = refact.RefactConfig(objective="tokens", token_states=family.text_states)
+    ids = pipe.tokenizer(["a red cat"], padding="max_length", max_length=pipe.tokenizer.model_max_length,
+                         return_tensors="pt").input_ids
+    with torch.no_grad():
+        emb = refact._embedding(pipe.text_encoder, ids, cfg, torch.tensor([0]), pipe.tokenizer.eos_token_id)
+        if family_name == "sdxl":
+            states = pipe.encode_prompt("a red cat", do_classifier_free_guidance=False)[0]
+            states = states[..., :pipe.text_encoder.config.hidden_size]
+        else:  # what StableDiffusionPipeline.encode_prompt returns: the last layer's states
+            states = pipe.text_encoder(ids)[0]
+    n = emb.shape[1] // states.shape[-1]  # from the first token through end-of-text
+    assert torch.allclose(emb.view(n, -1), states[0, :n], atol=1e-5)
+
+
 def test_refact_covariance_cache_is_keyed_by_layer(tmp_path):
     pipe, family = tiny_sdxl(), FAMILIES["sdxl"]
     te, tok = pipe.text_encoder, pipe.tokenizer
@@ -86,7 +105,7 @@ def test_refact_token_objective_reads_subject_to_eos_aligned():
     ids = refact._ids(tok, texts)
     starts = torch.tensor(refact._subject_positions(tok, prompts, "a cat"))
     with torch.no_grad():
-        emb = refact._embedding(te, ids, "tokens", starts, tok.eos_token_id)
+        emb = refact._embedding(te, ids, refact.RefactConfig(objective="tokens"), starts, tok.eos_token_id)
         states = te(ids).last_hidden_state
     d = states.shape[-1]
     tails = [len(tok(t).input_ids) - s for t, s in zip(texts, starts.tolist())]  # subject..EOS

@@ -35,8 +35,8 @@ def test_the_table_names_each_methods_settings():
     assert set(rows) == {"UCE", "UCE debias", "ReFACT"}
     assert {"key_policy", "preserve", "s_p", "preserve_positions", "lam", "s_e",
             "layers"} <= rows["UCE"] and rows["UCE debias"] == {"classifier"}
-    assert {"layer", "encoders", "corpus", "templates", "objective", "lr", "max_norm_ratio",
-            "target_encoder"} <= rows["ReFACT"]
+    assert {"layer", "encoders", "corpus", "templates", "objective", "token_states", "lr",
+            "max_norm_ratio", "target_encoder"} <= rows["ReFACT"]
 
 
 ARTIFACTS = {
