@@ -56,10 +56,11 @@ def world_words() -> list[str]:
     return sorted(w for w in words if w)
 
 
-def t5_tokenizer(model_max_length: int = 32):
+def t5_tokenizer(model_max_length: int = 16):
     """A T5 (Unigram) tokenizer over the world's words, built offline, for the FLUX world's
-    T5 encoder; any other text falls back to single characters. The world's prompts are a
-    few words, so its sequence length is 32 (FLUX.1-schnell's is 256: models.flux_sequence_length)."""
+    T5 encoder; any other text falls back to single characters. The world's captions and
+    dataset prompts are at most 15 tokens with the end-of-text, so its sequence length is 16
+    (a test keeps it so; FLUX.1-schnell's is 256: models.flux_sequence_length)."""
     from transformers import T5TokenizerFast
 
     chars = sorted(set("abcdefghijklmnopqrstuvwxyz" "ABCDEFGHIJKLMNOPQRSTUVWXYZ" "0123456789" ",.'-:;!?()"))

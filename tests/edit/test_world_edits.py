@@ -36,11 +36,7 @@ def _run(cfg, tmp_path, model="world:sd"):
 
 
 @pytest.mark.parametrize("model, task", [
-    ("world:sd", "appearance"), ("world:sd", "role"), ("world:sdxl", "appearance"),
-    pytest.param("world:sdxl", "role", marks=pytest.mark.xfail(
-        strict=True, raises=AssertionError, reason="measured: 3 of 5 role edits take on "
-        "world:sdxl at layer 2 (efficacy 0.60); layer 1 adds the mayor, not the president; "
-        "layer 3 changes nothing (its UNet reads the penultimate states)"))])
+    ("world:sd", "appearance"), ("world:sd", "role"), ("world:sdxl", "appearance"), ("world:sdxl", "role")])
 def test_refact_world_each_edit(task, model, tmp_path):
     """The RoAD protocol: each edit alone on a fresh base model, metrics averaged over the
     edits (the world's RoAD negatives are mostly other rows' subjects, which one artifact

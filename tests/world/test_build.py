@@ -121,6 +121,23 @@ def test_flux_pooled_state_is_the_same_without_the_padding():
         assert torch.allclose(encoder(short).pooler_output, encoder(ids).pooler_output, atol=1e-5)
 
 
+def test_every_world_text_fits_the_t5_sequence_length():
+    """The FLUX world's T5 length is the world's longest text, not FLUX's 256: a caption or
+    dataset prompt longer than it would be cut."""
+    from robust_edit.world import datasets, scenes
+    from robust_edit.world.tokenizer import t5_tokenizer
+
+    tok = t5_tokenizer()
+    rng = random.Random(0)
+    texts = [cap for _, cap, _ in (scenes.sample_example(rng) for _ in range(30000))]
+    for file, _, _ in datasets.DATASETS.values():
+        with open(datasets.DATA_DIR / file, newline="") as f:
+            texts += [cell for row in csv.reader(f) for cell in row if " " in cell and not cell.startswith("{")]
+    lengths = [len(ids) for ids in tok(texts).input_ids]
+    assert max(lengths) <= tok.model_max_length, texts[int(np.argmax(lengths))]
+    assert max(lengths) >= tok.model_max_length - 2  # and not much longer than needed
+
+
 @pytest.mark.parametrize("tokenizer", ["clip_tokenizer", "t5_tokenizer"])
 def test_profession_tokens_appear_only_where_a_profession_is_named(tokenizer):
     """Calibration moves only these tokens' embeddings (in the CLIP and T5 encoders), so no
