@@ -40,6 +40,8 @@ class TaskDefaults:
     # UCE's preserve set when the config gives none (less entries naming an edited concept)
     preserve_vocabulary: tuple[str, ...]
     extra_scorers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # task -> scorers
+    # refact_max_norm_ratio per model family where it differs (Family.name -> ratio)
+    refact_max_norm_ratio_by_family: dict[str, float] = field(default_factory=dict)
     # UCE protocol settings (docs/protocol.md); the defaults are the reference's.
     # The debias loop's attribute classifier (scorer reference); None: `classifier`.
     debias_classifier: str | None = None

@@ -69,11 +69,12 @@ def edit(cfg: EditConfig, model: str | None = None) -> EditConfig:
         p = cfg.refact
         refact = {"corpus": p.corpus or d.refact_corpus,
                   "objective": p.objective or d.refact_objective,
-                  "lr": p.lr or d.refact_lr,
-                  "max_norm_ratio": p.max_norm_ratio or d.refact_max_norm_ratio}
+                  "lr": p.lr or d.refact_lr}
         if model is not None:
             from robust_edit.models import family_of, text_encoder_layers
 
+            refact["max_norm_ratio"] = p.max_norm_ratio or d.refact_max_norm_ratio_by_family.get(
+                family_of(model).name, d.refact_max_norm_ratio)
             encoders = refact["encoders"] = p.encoders or family_of(model).text_encoders
             if p.layer is None:
                 # the paper's best layer of SD1.4's 12 for the task, scaled to the encoder's depth

@@ -123,3 +123,14 @@ def test_every_config_of_the_quickstart_resolves_with_nothing_left_open_and_idem
             assert resolve.finetune(cfg) == cfg
             assert not set(_open_fields(cfg)) - {"name", "instance_prompt", "class_prompt",
                                                  "alpha"}, c.method
+
+
+def test_refact_norm_bound_per_family():
+    """The world bounds ReFACT's step at 20 x ||v|| on world:sd but at the paper's 4 on
+    world:sdxl, where 20 broke the images of a task's edits held in one artifact; a
+    config's own bound stands."""
+    cfg = EditConfig(method="refact", task="appearance", dataset="world:road")
+    assert resolve.edit(cfg, "world:sd").refact.max_norm_ratio == 20.0
+    assert resolve.edit(cfg, "world:sdxl").refact.max_norm_ratio == 4.0
+    own = cfg.model_copy(update={"refact": cfg.refact.model_copy(update={"max_norm_ratio": 9.0})})
+    assert resolve.edit(own, "world:sdxl").refact.max_norm_ratio == 9.0

@@ -34,6 +34,11 @@ DEFAULTS = TaskDefaults(
     # time: efficacy appearance 83 % / role 60 % with the paper's 0.05 / 4, 100 % / 100 %
     # with 0.2 / 20).
     refact_objective="tokens", refact_lr=0.2, refact_max_norm_ratio=20.0,
+    # world:sdxl, whose objective reads the penultimate states (no final layer norm): with a
+    # bound of 20 the six appearance edits held in one artifact (as a sweep applies a task)
+    # drew other edits' looks and broke images (efficacy 0.50, CLIP score 10); the paper's
+    # 4 gives 1.00 (role 0.93), at the cost of role edits one at a time (0.86 -> 0.78).
+    refact_max_norm_ratio_by_family={"sdxl": 4.0},
     # Span keys share the padding region with every prompt, and preserving only '' let an
     # unsafe-word erasure cut safe-prompt adherence from 99 % to 54 %: preserve '' and the
     # ordinary vocabulary.
