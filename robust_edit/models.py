@@ -40,7 +40,7 @@ class Family:
     text_encoder_layers: int = 12  # depth of the released models' first text encoder (CLIP)
     # The text encoders' token states the denoiser reads: the last layer's (SD), or the
     # penultimate layer's (SDXL, before the final layer norm).
-    text_states: str = "last"
+    token_states: str = "last"
     # What LoRA and DoRA train unless a run says (FinetuneConfig.targets): the study's text
     # encoder, where the family's LoRA format holds the encoder its denoiser reads.
     adapter_targets: str = "text_encoder"
@@ -59,7 +59,7 @@ _SD = Family(
 FAMILIES: dict[str, Family] = {
     "sd": _SD,
     "sdxl": replace(_SD, name="sdxl", pipeline_class="StableDiffusionXLPipeline",
-                    text_encoders=("text_encoder", "text_encoder_2"), text_states="penultimate"),
+                    text_encoders=("text_encoder", "text_encoder_2"), token_states="penultimate"),
     # context_embedder reads T5 token embeddings; linear_1 reads the pooled CLIP embedding.
     "flux": replace(_SD, name="flux", pipeline_class="FluxPipeline",
                     uce_layers=(("context_embedder", "tokens"),

@@ -73,9 +73,10 @@ def edit(cfg: EditConfig, model: str | None = None) -> EditConfig:
         if model is not None:
             from robust_edit.models import family_of, text_encoder_layers
 
+            family = family_of(model)
             refact["max_norm_ratio"] = p.max_norm_ratio or d.refact_max_norm_ratio_by_family.get(
-                family_of(model).name, d.refact_max_norm_ratio)
-            encoders = refact["encoders"] = p.encoders or family_of(model).text_encoders
+                family.name, d.refact_max_norm_ratio)
+            encoders = refact["encoders"] = p.encoders or family.text_encoders
             if p.layer is None:
                 # the paper's best layer of SD1.4's 12 for the task, scaled to the encoder's depth
                 refact["layer"] = round(REFACT_LAYER_OF_12[cfg.task] / 12

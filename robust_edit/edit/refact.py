@@ -7,8 +7,8 @@ For an edit "old -> new" of a subject prompt:
    nearer a clean copy's embedding of the NEW text than of the OLD one. The embedding is
    the pooled one (the paper's, for contrastively trained CLIP encoders) or, with
    objective "tokens", the token states from the subject's last token to the end, of the
-   layer the denoiser reads (the last; SDXL's penultimate) (for encoders trained only through a denoiser, such as the
-   world's, whose pooled output carries no training signal);
+   layer the denoiser reads (the last; SDXL's penultimate): for encoders trained only
+   through a denoiser, such as the world's, whose pooled output carries no training signal;
 3. insertion: u = C^-1 k0, dW = (v* - W k0) u^T / (u^T k0), so W' k0 = v* exactly while
    keys orthogonal to u (in the covariance's metric) are untouched.
 C = E[k k^T] over a text corpus's tokens, computed once per (model, encoder, layer, corpus)
@@ -49,7 +49,7 @@ class RefactConfig:
     norm_weight: float = 0.1
     max_norm_ratio: float = 4.0
     objective: Literal["pooled", "tokens"] = "pooled"
-    token_states: Literal["last", "penultimate"] = "last"  # the family's (Family.text_states)
+    token_states: Literal["last", "penultimate"] = "last"  # the family's (Family.token_states)
     templates: tuple[str, ...] = TEMPLATES
 
 
@@ -309,7 +309,7 @@ def run(pipe, family: Family, cfg, cache_dir: Path, progress: bool = True
 
     optimisation = {"objective": p.objective, "lr": p.lr, "max_norm_ratio": p.max_norm_ratio}
     rcfg = RefactConfig(encoders=tuple(p.encoders), layer=p.layer, max_steps=p.max_steps,
-                        token_states=family.text_states, **optimisation)
+                        token_states=family.token_states, **optimisation)
     tensors, log = edit(pipe, family, edits, rcfg, covariance_for, progress=progress)
     details = {"edits": [list(e) for e in edits], "layer": p.layer, "encoders": list(p.encoders),
                "optimisation_settings": optimisation,

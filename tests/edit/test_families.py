@@ -72,7 +72,7 @@ def test_refact_token_objective_reads_the_states_the_denoiser_reads(family_name)
     """The "tokens" objective compares the states the UNet is given: SDXL's pipeline hands it
     each encoder's penultimate states, not the last layer's (which nothing reads)."""
     pipe, family = tiny_sdxl(), FAMILIES[family_name]
-    cfg = refact.RefactConfig(objective="tokens", token_states=family.text_states)
+    cfg = refact.RefactConfig(objective="tokens", token_states=family.token_states)
     ids = pipe.tokenizer(["a red cat"], padding="max_length", max_length=pipe.tokenizer.model_max_length,
                          return_tensors="pt").input_ids
     with torch.no_grad():
