@@ -8,14 +8,22 @@ torch thread per actor. Ray is started before either clock runs (the sweep's dri
 up), so the Ray Data figure includes its actors' start-up and streaming, nothing else.
 Target: Ray Data >= 0.9 x the bare loop's images/s.
 
+Ray Data pays a fixed start-up per pipeline (its actors' worker processes and imports,
+about 8 s here; benchmarks/README.md), the bare loop none, so the ratio grows with the
+images a sweep scores: --repeat K scores the store's image files K times over (links under
+a temporary folder, so every copy is a distinct file to both loops), a sweep K times the
+store's size (sweeps/paper-world.yaml has 336 generate stages, the quickstart 52: K 6.5).
+
     python benchmarks/score_throughput.py [--spec sweeps/quickstart.yaml] [--store outputs/sweeps/quickstart]
-        [--images N] [--only NAME] [--rounds 3]
+        [--images N] [--repeat K] [--only NAME] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,6 +43,19 @@ def image_files(store: Path, images: int | None) -> list[str]:
         raise SystemExit(f"--store {store}: {total} generated images, fewer than --images {images}; "
                          "run the quickstart first or ask for fewer")
     return paths
+
+
+def repeated(paths: list[str], times: float, folder: Path) -> list[str]:
+    """`paths`, then links to them under `folder` up to `times` x as many files (rounded up);
+    copy k of a file is folder/k/<stage key>/images.parquet, so it keeps its stage's scorers."""
+    out = list(paths)
+    for i in range(len(paths), math.ceil(times * len(paths))):
+        original = Path(paths[i % len(paths)])
+        link = folder / str(i // len(paths)) / original.parent.name / original.name
+        link.parent.mkdir(parents=True)
+        link.symlink_to(original.resolve())
+        out.append(str(link))
+    return out
 
 
 def names_of(paths: list[str], only: str | None) -> dict[str, list[str]]:
@@ -81,6 +102,8 @@ def main() -> None:
                     help="the sweep whose scoring resources Ray Data runs with")
     ap.add_argument("--store", type=Path, default=Path("outputs/sweeps/quickstart"))
     ap.add_argument("--images", type=int, help="default: every image in the store")
+    ap.add_argument("--repeat", type=float, default=1.0,
+                    help="score the image files this many times over (a larger sweep)")
     ap.add_argument("--scorer", default="world:scorer")
     ap.add_argument("--only", help="one registered scorer (default: each stage's, as the sweep)")
     ap.add_argument("--rounds", type=int, default=3, help="alternating timed rounds (medians)")
@@ -96,8 +119,10 @@ def main() -> None:
     spec = load_sweep(args.spec)
     resources = spec.resources
     threads = resources.scorer_actors  # each actor: one torch thread (Ray's OMP_NUM_THREADS)
-    paths = image_files(args.store, args.images)
-    names = names_of(paths, args.only)
+    stored = image_files(args.store, args.images)
+    names = names_of(stored, args.only)
+    links = tempfile.TemporaryDirectory()
+    paths = repeated(stored, args.repeat, Path(links.name))
     init_ray(spec)  # as the sweep's driver starts it
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     ray_data(paths[:1], args.scorer, names, resources)  # Ray Data's own first-use set-up
@@ -109,7 +134,8 @@ def main() -> None:
         assert n_ray == n_bare, (n_ray, n_bare)
         rounds.append((s_bare, s_ray))
     scorers = sorted({n for v in names.values() for n in v})
-    print(f"images: {n_bare} from {len(paths)} generate stages, scorers {scorers} ({args.scorer})")
+    print(f"images: {n_bare} from {len(paths)} image files ({len(stored)} generate stages x "
+          f"{args.repeat:g}), scorers {scorers} ({args.scorer})")
     s_bare, s_ray = (float(np.median(x)) for x in zip(*rounds))
     print(f"bare loop: {n_bare / s_bare:8.1f} images/s (median of {len(rounds)}: {s_bare:.1f} s; "
           f"{threads} torch threads)")
@@ -118,6 +144,7 @@ def main() -> None:
     print(f"Ray Data / bare loop: {s_bare / s_ray:.2f} (target >= 0.90); per round: "
           + ", ".join(f"{b / r:.2f}" for b, r in rounds))
     ray.shutdown()
+    links.cleanup()
 
 
 if __name__ == "__main__":
