@@ -42,6 +42,9 @@ class TaskDefaults:
     extra_scorers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # task -> scorers
     # refact_max_norm_ratio per model family where it differs (Family.name -> ratio)
     refact_max_norm_ratio_by_family: dict[str, float] = field(default_factory=dict)
+    # ReFACT's edited layer per model family where the scaled paper layer is not used
+    # (Family.name -> layer index); elsewhere 7/12 (9/12 for TIME) of the encoder's depth.
+    refact_layer_by_family: dict[str, int] = field(default_factory=dict)
     # UCE protocol settings (docs/protocol.md); the defaults are the reference's.
     # The debias loop's attribute classifier (scorer reference); None: `classifier`.
     debias_classifier: str | None = None

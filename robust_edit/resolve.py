@@ -78,9 +78,10 @@ def edit(cfg: EditConfig, model: str | None = None) -> EditConfig:
                 family.name, d.refact_max_norm_ratio)
             encoders = refact["encoders"] = p.encoders or family.text_encoders
             if p.layer is None:
-                # the paper's best layer of SD1.4's 12 for the task, scaled to the encoder's depth
-                refact["layer"] = round(REFACT_LAYER_OF_12[cfg.task] / 12
-                                        * text_encoder_layers(model, encoders[0]))
+                # the data's layer for the family, else the paper's best layer of SD1.4's 12
+                # for the task, scaled to the encoder's depth
+                refact["layer"] = d.refact_layer_by_family.get(family.name, round(
+                    REFACT_LAYER_OF_12[cfg.task] / 12 * text_encoder_layers(model, encoders[0])))
         update["refact"] = p.model_copy(update=refact)
     return cfg.model_copy(update=update)
 

@@ -134,3 +134,14 @@ def test_refact_norm_bound_per_family():
     assert resolve.edit(cfg, "world:sdxl").refact.max_norm_ratio == 4.0
     own = cfg.model_copy(update={"refact": cfg.refact.model_copy(update={"max_norm_ratio": 9.0})})
     assert resolve.edit(own, "world:sdxl").refact.max_norm_ratio == 9.0
+
+
+def test_refact_layer_per_family():
+    """The paper's layer 7 of 12 scaled to the world encoders' 4 layers is 2; world:sdxl
+    edits layer 1 (its UNet reads layer 2's output, which an edit at 2 reaches through no
+    attention); a config's own layer stands."""
+    cfg = EditConfig(method="refact", task="role", dataset="world:road")
+    assert resolve.edit(cfg, "world:sd").refact.layer == 2
+    assert resolve.edit(cfg, "world:sdxl").refact.layer == 1
+    own = cfg.model_copy(update={"refact": cfg.refact.model_copy(update={"layer": 0})})
+    assert resolve.edit(own, "world:sdxl").refact.layer == 0

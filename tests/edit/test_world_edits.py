@@ -37,10 +37,7 @@ def _run(cfg, tmp_path, model="world:sd"):
 
 @pytest.mark.parametrize("model, task", [
     ("world:sd", "appearance"), ("world:sd", "role"), ("world:sdxl", "appearance"),
-    pytest.param("world:sdxl", "role", marks=pytest.mark.xfail(
-        strict=True, raises=AssertionError, reason="measured: efficacy 0.78 one edit at a time "
-        "at world:sdxl's norm bound of 4 (0.86 at 20, which breaks a task's edits held in one "
-        "artifact: docs/protocol.md, max_norm_ratio)"))])
+    ("world:sdxl", "role")])
 def test_refact_world_each_edit(task, model, tmp_path):
     """The RoAD protocol: each edit alone on a fresh base model, metrics averaged over the
     edits (the world's RoAD negatives are mostly other rows' subjects, which one artifact
