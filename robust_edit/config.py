@@ -86,10 +86,11 @@ class GenerationConfig(Strict):
     steps: int = Field(25, ge=1)
     guidance: float | None = Field(None, ge=0, description="default: the dataset's or the world's")
     batch_size: int = Field(64, ge=1)
-    # Sampling under torch.autocast in this dtype (fp32: none). GPU runs of SD sample in
-    # fp16 as a rule; on the world's CPU bf16 draws 1.6-1.9x faster and gave the same
-    # profession label on 800 of 800 paired items (docs/world-findings.md).
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    # Sampling under torch.autocast in this dtype (fp32: none). "auto" (robust_edit.resolve)
+    # takes bf16 where the machine computes it natively, else fp32: on a CPU with AVX512-BF16
+    # bf16 draws 1.6-1.9x faster with the same profession label on 800 of 800 paired items,
+    # on an AVX2-only CPU it draws 11x slower (docs/world-findings.md).
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "fp32"
 
 
 MODELS_FILTER = Field(None, description="the sweep's models this axis runs on (default: all of them)")

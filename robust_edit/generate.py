@@ -35,6 +35,9 @@ class GenerationSettings:
 
 def settings_of(generation: GenerationConfig) -> GenerationSettings:
     """The settings a resolved GenerationConfig (robust_edit.resolve) draws with."""
+    if generation.precision == "auto":
+        raise ValueError("generation.precision 'auto': resolve the config first "
+                         "(robust_edit.resolve.generation picks this machine's)")
     return GenerationSettings(steps=generation.steps, guidance=generation.guidance,
                               batch_size=generation.batch_size, precision=generation.precision)
 

@@ -145,3 +145,30 @@ def test_refact_layer_per_family():
     assert resolve.edit(cfg, "world:sdxl").refact.layer == 1
     own = cfg.model_copy(update={"refact": cfg.refact.model_copy(update={"layer": 0})})
     assert resolve.edit(own, "world:sdxl").refact.layer == 0
+
+
+@pytest.mark.parametrize("cuda, cuda_bf16, cpu_bf16, amx, expected", [
+    (False, False, False, False, "fp32"),  # AVX2-only CPU: bf16 would be emulated, 11x slower
+    (False, False, True, False, "bf16"),
+    (False, False, False, True, "bf16"),
+    (True, True, False, False, "bf16"),
+    (True, False, True, True, "fp32")])  # a GPU without bf16 samples, whatever the CPU has
+def test_auto_precision_is_bf16_only_where_the_machine_computes_it(monkeypatch, cuda, cuda_bf16,
+                                                                   cpu_bf16, amx, expected):
+    import torch
+
+    from robust_edit.config import GenerationConfig
+    from robust_edit.generate import settings_of
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: cuda_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: cpu_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    auto = GenerationConfig(precision="auto")
+    with pytest.raises(ValueError, match="precision 'auto': resolve"):
+        settings_of(auto)
+    resolved = resolve.generation(auto, "world:professions")
+    assert resolved.precision == expected and settings_of(resolved).precision == expected
+    assert resolve.generation(resolved, "world:professions") == resolved
+    explicit = GenerationConfig(precision="bf16")
+    assert resolve.generation(explicit, "world:professions").precision == "bf16"
