@@ -34,12 +34,12 @@ def main() -> None:
     seeds = list(range(args.images))
     seconds, images = {"fp32": [], "bf16": []}, {}
     for _ in range(args.rounds):
-        for precision in seconds:
+        for precision, times in seconds.items():
             settings = GenerationSettings(steps=15, guidance=V.GUIDANCE, batch_size=args.images,
                                           precision=precision)
             t = time.perf_counter()
             images[precision] = generate_images(pipe, prompts, seeds, settings)
-            seconds[precision].append(time.perf_counter() - t)
+            times.append(time.perf_counter() - t)
     fp32, bf16 = (float(np.median(seconds[p])) for p in ("fp32", "bf16"))
     print(f"CPU capability {torch.backends.cpu.get_cpu_capability()}; precision auto -> {sampling_precision()}")
     print(f"fp32: {fp32:6.1f} s for {args.images} images (median of {args.rounds})")
