@@ -89,7 +89,7 @@ class GenerationConfig(Strict):
     # Sampling under torch.autocast in this dtype (fp32: none). "auto" (robust_edit.resolve)
     # takes bf16 where the machine computes it natively, else fp32: on a CPU with AVX512-BF16
     # bf16 draws 1.6-1.9x faster with the same profession label on 800 of 800 paired items,
-    # on an AVX2-only CPU it draws 11x slower (docs/world-findings.md).
+    # on an AVX2-only CPU it draws 10x slower (docs/world-findings.md).
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "fp32"
 
 

@@ -100,7 +100,7 @@ def generation(cfg: GenerationConfig, dataset: str) -> GenerationConfig:
 def sampling_precision() -> str:
     """bf16 where this machine computes it natively (a CUDA GPU that supports it, a CPU with
     AVX512-BF16 or AMX), else fp32: without native bf16, autocast emulates it (an AVX2-only
-    CPU sampled world:sd 11x slower in bf16 than in fp32). Resolved where the sweep is
+    CPU sampled world:sd 10x slower in bf16 than in fp32). Resolved where the sweep is
     resolved (its driver), so each stage's key names the precision it ran with; a cluster
     whose workers differ from its driver should name a precision."""
     import torch

@@ -148,7 +148,7 @@ def test_refact_layer_per_family():
 
 
 @pytest.mark.parametrize("cuda, cuda_bf16, cpu_bf16, amx, expected", [
-    (False, False, False, False, "fp32"),  # AVX2-only CPU: bf16 would be emulated, 11x slower
+    (False, False, False, False, "fp32"),  # AVX2-only CPU: bf16 would be emulated, 10x slower
     (False, False, True, False, "bf16"),
     (False, False, False, True, "bf16"),
     (True, True, False, False, "bf16"),
