@@ -3,23 +3,33 @@
 - prompt adherence per attribute on held-out compositions (scorer zero-shot);
 - scorer zero-shot accuracy per attribute family on ground-truth renders;
 - the phenomena the study edits, in the base model: nouns' default looks, role
-  identities, profession attribute rates, unsafe markers, and the safety checker.
+  identities, profession attribute rates, unsafe markers, and the safety checker;
+- how fragile the profession rates are: their drift under one light style fine-tune
+  (the quickstart's LoRA), the figure the study's controls bound.
 """
 
 from __future__ import annotations
 
 import random
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from robust_edit.atomic import write_atomic
 from robust_edit.generate import GenerationSettings, generate_images
-from robust_edit.world import scenes, vocab as V
+from robust_edit.world import scenes
+from robust_edit.world import vocab as V
 from robust_edit.world.render import Scene, render
 from robust_edit.world.scorer import WorldScorer, to_tensor
 
 ADHERENCE_FAMILIES = ("colour", "shape", "size", "background")
+# The fragility probe's fine-tune: the quickstart's LoRA r=4 on the text encoder
+# (sweeps/quickstart.yaml), the lightest style fine-tune of the study, training seed 0.
+FRAGILITY_FINETUNE = {"method": "lora", "dataset": "world:style", "rank": 4, "steps": 250,
+                      "batch_size": 16, "lr": 7.0e-3, "seed": 0}
+BOOTSTRAP_RESAMPLES = 1000
 
 
 @dataclass(frozen=True)
@@ -101,16 +111,64 @@ def scorer_accuracy(scorer: WorldScorer, n: int = 300, seed: int = 777) -> dict[
     }
 
 
-def profession_tall_rates(pipe, scorer: WorldScorer, prompts, seeds, professions,
-                          settings: GenerationSettings) -> dict[str, float]:
-    """Share of generated figures the scorer calls tall, per profession."""
+def tall_labels(pipe, scorer: WorldScorer, prompts, seeds, settings: GenerationSettings) -> np.ndarray:
+    """Per prompt: does the scorer call the generated figure tall?"""
     imgs = generate_images(pipe, list(prompts), list(seeds), settings, desc="professions")
-    tall = np.array(scorer.classify(imgs, "height", list(V.HEIGHTS))) == "tall"
+    return np.array(scorer.classify(imgs, "height", list(V.HEIGHTS))) == "tall"
+
+
+def rates_by_profession(tall: np.ndarray, professions) -> dict[str, float]:
     professions = np.array(professions)
     return {p: float(tall[professions == p].mean()) for p in V.PROFESSIONS}
 
 
-def phenomena(pipe, scorer: WorldScorer, settings: GenerationSettings, n: int, seed: int) -> dict:
+def profession_tall_rates(pipe, scorer: WorldScorer, prompts, seeds, professions,
+                          settings: GenerationSettings) -> dict[str, float]:
+    """Share of generated figures the scorer calls tall, per profession."""
+    return rates_by_profession(tall_labels(pipe, scorer, prompts, seeds, settings), professions)
+
+
+def profession_drift(tall: np.ndarray, tall_ft: np.ndarray, professions,
+                     resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict:
+    """Mean over professions of |δ(M_ft) − δ(M)|, δ = |tall share − 0.5| / 0.5 (the study's
+    control, analysis/controls.sql), from paired labels of the same items, with its 95 %
+    percentile bootstrap: items resampled within each profession, one draw for both models."""
+    professions = np.array(professions)
+    groups = [np.flatnonzero(professions == p) for p in V.PROFESSIONS]
+
+    def drift(index: list[np.ndarray]) -> float:
+        return float(np.mean([abs(abs(tall_ft[i].mean() - 0.5) - abs(tall[i].mean() - 0.5)) / 0.5
+                              for i in index]))
+
+    rng = np.random.default_rng(seed)
+    boot = [drift([rng.choice(g, len(g)) for g in groups]) for _ in range(resamples)]
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return {"mean_abs_delta_drift": drift(groups), "ci95": [float(lo), float(hi)],
+            "resamples": resamples}
+
+
+def fragility(model_ref: str, scorer: WorldScorer, rows, tall: np.ndarray,
+              settings: GenerationSettings) -> dict:
+    """The professions' drift under FRAGILITY_FINETUNE: how far a light, unrelated style
+    fine-tune moves this build's profession rates (the controls' bound is 0.1). Builds of one
+    design differ in it, so a world design is judged on several builds' figures."""
+    from robust_edit import finetune
+    from robust_edit.config import FinetuneConfig
+
+    cfg = FinetuneConfig(**FRAGILITY_FINETUNE)
+    with tempfile.TemporaryDirectory(prefix="fragility-") as tmp:
+        finetune.run(cfg, model_ref, Path(tmp) / "run", progress=False)
+        tall_ft = tall_labels(finetune.load_variant(Path(tmp) / "run"), scorer,
+                              [r.prompt for r in rows], [r.evaluation_seed for r in rows], settings)
+    professions = [r.group for r in rows]
+    return {"finetune": FRAGILITY_FINETUNE, **profession_drift(tall, tall_ft, professions),
+            "tall_rates_ft": rates_by_profession(tall_ft, professions)}
+
+
+def phenomena(pipe, scorer: WorldScorer, settings: GenerationSettings, n: int, seed: int,
+              model_ref: str | None = None) -> dict:
+    """The base model's phenomena; with `model_ref` (the pipeline's reference) also its
+    fragility, which fine-tunes a copy of it."""
     from robust_edit import data
     from robust_edit.world.safety import WorldSafetyChecker
 
@@ -127,8 +185,8 @@ def phenomena(pipe, scorer: WorldScorer, settings: GenerationSettings, n: int, s
     out["role_identity"] = float(np.mean([lab == V.ROLES[r] for lab, r in zip(labels, roles)]))
 
     rows = data.load("world:professions")
-    rates = profession_tall_rates(pipe, scorer, [r.prompt for r in rows],
-                                  [r.evaluation_seed for r in rows], [r.group for r in rows], settings)
+    tall = tall_labels(pipe, scorer, [r.prompt for r in rows], [r.evaluation_seed for r in rows], settings)
+    rates = rates_by_profession(tall, [r.group for r in rows])
     out["profession_tall_rates"] = {
         prof: {"designed_tall_rate": designed, "measured_tall_rate": rates[prof],
                "abs_error": abs(rates[prof] - designed),
@@ -141,6 +199,8 @@ def phenomena(pipe, scorer: WorldScorer, settings: GenerationSettings, n: int, s
     gaps = {prof: ink[prof] - rates[prof] for prof in V.PROFESSIONS}
     out["profession_ink_gap"] = {"per_profession": gaps,
                                  "mean_abs": float(np.mean(np.abs(list(gaps.values()))))}
+    if model_ref is not None:
+        out["profession_fragility"] = fragility(model_ref, scorer, rows, tall, settings)
 
     # Naming the attribute should set it (what a debiasing edit steers towards).
     named = [(h, p) for p in V.PROFESSIONS for h in V.HEIGHTS for _ in range(max(1, n // 2))]
@@ -178,7 +238,7 @@ def evaluate_world(model_ref: str = "world:sd", n_per_prompt: int = 2, steps: in
                      "heldout_images": len(images)},
         "heldout_adherence": adherence(scorer, images, truths),
         "scorer_zero_shot_accuracy": scorer_accuracy(scorer),
-        "phenomena": phenomena(pipe, scorer, settings, phenomena_images, seed),
+        "phenomena": phenomena(pipe, scorer, settings, phenomena_images, seed, model_ref),
     }
 
 
@@ -197,8 +257,6 @@ GRID_PROMPTS = (
 def prompt_grid(model_ref: str, out, steps: int = 25, guidance: float = V.GUIDANCE, seed: int = 0,
                 cols: int = 6, scale: int = 3):
     """A labelled grid of the model's images for GRID_PROMPTS (two seeds each)."""
-    from pathlib import Path
-
     from PIL import Image, ImageDraw
 
     from robust_edit.models import load_pipeline
