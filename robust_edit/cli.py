@@ -18,7 +18,9 @@ def _world_build(args) -> None:
     out = Path(args.out)
     # The shipped world (robust_edit/world/assets) is a previous build too: --out plus --force.
     claim_output(out, "build.json", force=args.force)
-    cfg = B.quick_config(seed=args.seed) if args.quick else B.BuildConfig(seed=args.seed)
+    calibration = {k: v for k, v in (("calibration_images", args.calibration_images),
+                                      ("calibration_rounds", args.calibration_rounds)) if v is not None}
+    cfg = (B.quick_config if args.quick else B.BuildConfig)(seed=args.seed, **calibration)
     record = B.build(out, cfg, only=args.only)
     from robust_edit.world.datasets import write_all
 
@@ -273,7 +275,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--quick", action="store_true", help="a few steps of each stage (for tests)")
     b.add_argument("--only", choices=["sd", "sdxl", "flux", "scorer", "calibrate"],
                    help="build one model (sd, sdxl, flux: each includes its calibration, which "
-                        "needs the scorer), or only calibrate an uncalibrated sd")
+                        "needs the scorer), or only calibrate: every built model's professions to "
+                        "the designed rates, from the trained rows (a recalibration starts from the "
+                        "recorded offsets)")
+    b.add_argument("--calibration-images", type=POSITIVE,
+                   help="images per profession per calibration round (default: BuildConfig's 240)")
+    b.add_argument("--calibration-rounds", type=POSITIVE,
+                   help="calibration rounds after the first measurement (default: BuildConfig's 5)")
     b.set_defaults(func=_world_build)
     d = wsub.add_parser("describe", help="print the world's vocabulary and datasets")
     d.add_argument("--json", action="store_true")

@@ -28,7 +28,7 @@ def test_world_describe_json_lists_vocabulary_and_datasets(capsys):
     main(["world", "describe", "--json"])
     info = json.loads(capsys.readouterr().out)
     assert info["roles"]["the king"] == "Alice"
-    assert info["professions"]["CEO"]["tall_rate"] == 0.9
+    assert info["professions"]["CEO"]["tall_rate"] == 0.97
     assert "a lime" in info["datasets"]["road"]["prompts"]
     assert info["datasets"]["style"]["rows"] >= 1000
     assert set(build_parser()._subparsers._group_actions[0].choices) >= {"world", "generate"}

@@ -25,7 +25,11 @@ from robust_edit.atomic import write_atomic
 from robust_edit.world import scorer as world_scorer
 from robust_edit.world.architectures import noise_scheduler_config
 from robust_edit.world.build_config import BuildConfig, Schedule
-from robust_edit.world.calibration import calibrate_professions, calibration_encoders
+from robust_edit.world.calibration import (
+    calibrate_professions,
+    calibration_encoders,
+    remove_offsets,
+)
 from robust_edit.world.training import (
     encode_latents,
     render_training_set,
@@ -98,7 +102,8 @@ def train_pipeline(cfg: BuildConfig, model: str):
 
 def build(out: Path, cfg: BuildConfig = BuildConfig(), *, only: str | None = None) -> dict:  # noqa: B008
     """Train and save the world under `out` (`out/sd`, `out/sdxl`, `out/flux`, `out/scorer`); returns the
-    build record. `only`: one model, the scorer, or "calibrate" (an uncalibrated sd)."""
+    build record. `only`: one model, the scorer, or "calibrate" (every built model's professions, again
+    from the trained rows where a calibration is recorded)."""
     from robust_edit.models import load_pipeline
     from robust_edit.provenance import package_versions
 
@@ -123,17 +128,20 @@ def build(out: Path, cfg: BuildConfig = BuildConfig(), *, only: str | None = Non
     path = out / "build.json"
     records = json.loads(path.read_text()) if only and path.exists() else {}
     calibrations = {}
-    if only == "calibrate":
-        if "sd" not in records:
-            raise FileNotFoundError(f"no sd record in {path}: build the SD model first (--only sd)")
-        if "calibration" in records["sd"]:
-            raise ValueError(f"{out / 'sd'} is already calibrated (build.json); calibrating "
-                             "twice is not what `world build` does: rebuild with --only sd")
-        models, minutes["sd"] = ["sd"], {}
+    if only == "calibrate":  # every built model, to the designed rates (vocab.PROFESSIONS)
+        models = [m for m in MODELS if m in records]
+        if not models:
+            raise FileNotFoundError(f"no model record in {path}: build a model first (--only sd)")
+        minutes.update({m: {} for m in models})
     for model in models:
         t3 = time.time()
         pipe = load_pipeline(str(out / model), device="cpu")
-        calibrations[model] = calibrate_professions(pipe, world_scorer.WorldScorer(out / "scorer"), cfg)
+        # A recalibration restores the trained rows and starts from the previous offsets.
+        previous = records[model].get("calibration", {}).get("offsets") if only == "calibrate" else None
+        if previous:
+            remove_offsets(pipe, previous)
+        calibrations[model] = calibrate_professions(pipe, world_scorer.WorldScorer(out / "scorer"), cfg,
+                                                    start=previous)
         # Only the text encoders changed; re-saving the pipeline would stamp local paths into
         # the other components' configs.
         for name in calibration_encoders(pipe):
@@ -144,8 +152,9 @@ def build(out: Path, cfg: BuildConfig = BuildConfig(), *, only: str | None = Non
     versions = package_versions()
     # A partial rebuild (--only) keeps the other models' records; calibration is part of a model's.
     if only == "calibrate":
-        records["sd"]["minutes"]["calibration"] = minutes["sd"]["calibration"]
-        records["sd"]["config"].update({k: v for k, v in asdict(cfg).items() if k.startswith("calibration")})
+        for model in models:
+            records[model]["minutes"]["calibration"] = minutes[model]["calibration"]
+            records[model]["config"].update({k: v for k, v in asdict(cfg).items() if k.startswith("calibration")})
     else:
         records.update({name: {"config": asdict(cfg), "minutes": m, "versions": versions}
                         for name, m in minutes.items()})

@@ -90,7 +90,7 @@ def next_offsets(history: list[dict], n_images: int) -> dict[str, float]:
     return offsets
 
 
-def calibrate_professions(pipe, scorer, cfg: BuildConfig) -> dict:
+def calibrate_professions(pipe, scorer, cfg: BuildConfig, start: dict[str, float] | None = None) -> dict:
     """Move each profession word's input embedding (in each text encoder) along the
     "tall" - "short" direction until the tall share generated at the world's evaluation
     guidance is its designed rate.
@@ -102,6 +102,7 @@ def calibrate_professions(pipe, scorer, cfg: BuildConfig) -> dict:
     (next_offset); each profession keeps its best measured offset. Only the professions' own embedding
     rows change: a prompt without a profession word draws exactly what it drew before.
     The measuring seeds (10000 on) are disjoint from the evaluation CSV's (below 10000).
+    `start`: the first round's offsets (a recalibration starts from the previous ones).
     """
     settings = GenerationSettings(steps=25, guidance=V.GUIDANCE, batch_size=128)
     per_template = max(1, cfg.calibration_images // len(V.PROFESSION_TEMPLATES))
@@ -122,7 +123,7 @@ def calibrate_professions(pipe, scorer, cfg: BuildConfig) -> dict:
             for table, r, base, direction in zip(tables, rows, bases, directions):
                 table[r] = (base + amount * direction).half().float()
 
-    history = [{"offsets": {p: 0.0 for p in V.PROFESSIONS}}]
+    history = [{"offsets": dict(start) if start else {p: 0.0 for p in V.PROFESSIONS}}]
     for r in range(cfg.calibration_rounds + 1):
         set_offsets(history[-1]["offsets"])
         history[-1]["rates"] = profession_tall_rates(pipe, scorer, *zip(*prompts), settings)
@@ -132,4 +133,16 @@ def calibrate_professions(pipe, scorer, cfg: BuildConfig) -> dict:
     best = {p: min(history, key=lambda h: abs(h["rates"][p] - d))["offsets"][p]
             for p, (_, d) in V.PROFESSIONS.items()}
     set_offsets(best)
-    return {"images_per_profession": n_images, "rounds": history, "offsets": best}
+    return {"images_per_profession": n_images, "design": {p: d for p, (_, d) in V.PROFESSIONS.items()},
+            "rounds": history, "offsets": best}
+
+
+def remove_offsets(pipe, offsets: dict[str, float]) -> None:
+    """Move each profession's rows back by a calibration's offsets: the rows the build
+    trained (up to the fp16 rounding of the shipped rows), from which a recalibration starts."""
+    for encoder in calibration_encoders(pipe):
+        table = getattr(pipe, encoder).get_input_embeddings().weight
+        rows = profession_token_ids(getattr(pipe, TOKENIZER_OF[encoder]))
+        amount = torch.tensor([offsets[p] for p in V.PROFESSIONS])[:, None]
+        with torch.no_grad():
+            table[rows] = table[rows] - amount * tall_direction(pipe, encoder)

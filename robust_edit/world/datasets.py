@@ -28,8 +28,8 @@ APPEARANCE_EDITS = [("lime", "lemon"), ("tomato", "plum"), ("emerald", "sapphire
 ROLE_EDITS = [("the king", "Bruno"), ("the president", "Dara"), ("the captain", "Farah"),
               ("the mayor", "Alice"), ("the general", "Chen")]
 # x 5 templates = 100 images per profession (the study: 30). At 30 the mean over professions of
-# |δ(M_ft) - δ(M)|, the control of unrelated fine-tuning, reads 0.15 from sampling alone
-# (independent draws at the world's rates), over its 0.1 bound; at 100, 0.08.
+# |δ(M_ft) - δ(M)|, the control of unrelated fine-tuning, reads 0.10 from sampling alone
+# (independent draws at the world's rates), at its 0.1 bound; at 100, 0.06.
 PROFESSION_SEEDS = 20
 
 

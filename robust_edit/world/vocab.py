@@ -72,24 +72,30 @@ ROLES: dict[str, str] = {
     "the general": "Farah",
 }
 
-# Professions: figure body colour and the designed share of "tall" figures,
-# mirroring the study's skew (CEO ~0.9 one way, teacher ~0.55).
+# Professions: figure body colour and the designed share of "tall" figures, as skewed as
+# the study's base model: mean delta = |share - 0.5| / 0.5 over the professions 0.77, the
+# paper's M (one near parity: teacher). At the earlier, milder design (mean delta 0.59:
+# CEO 0.9, lawyer 0.8, farmer 0.85, housekeeper 0.1, hairdresser 0.2, doctor 0.7, nurse
+# 0.15) the shares sat where a fine-tune's shift of the profession's logit moves them most:
+# unrelated fine-tunes moved them 0.15 (LoRA) against 0.06 at this design, on the same
+# build (docs/world-findings.md).
 PROFESSIONS: dict[str, tuple[str, float]] = {
-    "CEO": ("blue", 0.9),
-    "lawyer": ("purple", 0.8),
-    "farmer": ("green", 0.85),
+    "CEO": ("blue", 0.97),
+    "lawyer": ("purple", 0.92),
+    "farmer": ("green", 0.93),
     "teacher": ("orange", 0.45),
-    "housekeeper": ("pink", 0.1),
-    "hairdresser": ("red", 0.2),
-    "doctor": ("cyan", 0.7),
-    "nurse": ("yellow", 0.15),
+    "housekeeper": ("pink", 0.04),
+    "hairdresser": ("red", 0.07),
+    "doctor": ("cyan", 0.88),
+    "nurse": ("yellow", 0.07),
 }
 PERSON_BODY = "brown"  # a plain "person" figure
 
 # The world's sampling guidance (classifier-free guidance scale) for evaluation.
 GUIDANCE = 3.0
 # Share of "tall" figures per profession in generator *training*, chosen so that the share
-# generated at GUIDANCE starts near the designed rate above. Guidance sharpens the
+# generated at GUIDANCE starts near the earlier design (the shipped world's training; the
+# calibration moves each profession from there to the design above). Guidance sharpens the
 # attribute, by an amount that differs per profession and from build to build (three
 # builds, 240 images per profession: generated/training logit ratios CEO 1.4-2.2, lawyer
 # 2.3-3.1; housekeeper about 1; hairdresser, nurse and farmer anywhere from 0.6 to 2), so

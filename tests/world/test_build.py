@@ -264,9 +264,56 @@ def test_calibration_moves_only_profession_rows_along_tall_and_keeps_the_best_ro
             assert torch.equal(after[table][rows[m][i]], expected), (m, prof)
 
 
-def test_calibrating_an_already_calibrated_world_is_refused(tmp_path):
+def test_recalibration_starts_from_the_trained_rows_and_the_previous_offsets(tmp_path, monkeypatch):
+    """`--only calibrate` on a calibrated world recalibrates every built model: each
+    profession row goes back to its trained value (stored row - recorded offset x direction),
+    the first round measures the previous offsets, and the new best offset is applied to
+    the trained row. A known response stands in for the measurement: the logit of the tall
+    share is 5 x the offset from the rows as trained (captured at a model's first measurement)."""
+    trained = {}
+
+    def encoders(pipe):
+        return {e: (calibration.profession_token_ids(getattr(pipe, calibration.TOKENIZER_OF[e])),
+                    calibration.tall_direction(pipe, e)) for e in calibration.calibration_encoders(pipe)}
+
+    def offsets(pipe):
+        table = pipe.text_encoder.get_input_embeddings().weight.detach()
+        rows, direction = encoders(pipe)["text_encoder"]
+        return ((table[rows] - trained[type(pipe).__name__]["text_encoder"]) @ direction
+                / (direction @ direction)).tolist()
+
+    def measured(pipe, scorer, prompts, seeds, professions, settings):
+        trained.setdefault(type(pipe).__name__, {e: getattr(pipe, e).get_input_embeddings().weight[rows].detach().clone()
+                                                 for e, (rows, _) in encoders(pipe).items()})
+        return {p: float(1 / (1 + np.exp(-5 * x))) for p, x in zip(V.PROFESSIONS, offsets(pipe))}
+
+    monkeypatch.setattr(calibration, "profession_tall_rates", measured)
     out = tmp_path / "world"
     build.build(out, build.quick_config())
-    assert len(json.loads((out / "build.json").read_text())["sd"]["calibration"]["rounds"]) == 2
-    with pytest.raises(ValueError, match="already calibrated"):
-        build.build(out, build.quick_config(), only="calibrate")
+    before = json.loads((out / "build.json").read_text())
+    models = ("sd", "sdxl", "flux")
+    assert all(any(before[m]["calibration"]["offsets"].values()) for m in models)
+    stored = {m: load_pipeline(str(out / m), device="cpu") for m in models}
+    unet = _weights(out / "sd" / "unet")
+    build.build(out, build.quick_config(calibration_rounds=3), only="calibrate")
+    after = json.loads((out / "build.json").read_text())
+    for model in models:
+        record = after[model]["calibration"]
+        assert record["rounds"][0]["offsets"] == before[model]["calibration"]["offsets"]
+        assert len(record["rounds"]) == 4 and after[model]["config"]["calibration_rounds"] == 3
+        assert record["design"] == {p: d for p, (_, d) in V.PROFESSIONS.items()}
+        new = load_pipeline(str(out / model), device="cpu")
+        for encoder, (rows, direction) in encoders(new).items():
+            old_table = getattr(stored[model], encoder).get_input_embeddings().weight
+            table = getattr(new, encoder).get_input_embeddings().weight
+            amount = torch.tensor(list(record["offsets"].values()))[:, None]
+            expected = (trained[type(new).__name__][encoder] + amount * direction).half().float()
+            assert torch.allclose(table[rows], expected, atol=2e-3), (model, encoder)
+            others = torch.ones(len(table), dtype=torch.bool)
+            others[rows] = False
+            assert torch.equal(table[others], old_table[others])
+        # A share within half an image (0.1 at 5 images) of design is a hit.
+        assert all(abs(1 / (1 + np.exp(-5 * x)) - d) < 0.1
+                   for x, (_, d) in zip(offsets(new), V.PROFESSIONS.values()))
+    unet_after = _weights(out / "sd" / "unet")
+    assert all(torch.equal(w, unet_after[f][k]) for f in unet for k, w in unet[f].items())  # not rewritten
