@@ -25,11 +25,7 @@ from robust_edit.atomic import write_atomic
 from robust_edit.world import scorer as world_scorer
 from robust_edit.world.architectures import noise_scheduler_config
 from robust_edit.world.build_config import BuildConfig, Schedule
-from robust_edit.world.calibration import (
-    calibrate_professions,
-    calibration_encoders,
-    remove_offsets,
-)
+from robust_edit.world.calibration import calibrate_professions, calibration_encoders
 from robust_edit.world.training import (
     encode_latents,
     render_training_set,
@@ -136,10 +132,8 @@ def build(out: Path, cfg: BuildConfig = BuildConfig(), *, only: str | None = Non
     for model in models:
         t3 = time.time()
         pipe = load_pipeline(str(out / model), device="cpu")
-        # A recalibration restores the trained rows and starts from the previous offsets.
+        # A recalibration starts from the trained rows and the previous offsets.
         previous = records[model].get("calibration", {}).get("offsets") if only == "calibrate" else None
-        if previous:
-            remove_offsets(pipe, previous)
         calibrations[model] = calibrate_professions(pipe, world_scorer.WorldScorer(out / "scorer"), cfg,
                                                     start=previous)
         # Only the text encoders changed; re-saving the pipeline would stamp local paths into

@@ -102,7 +102,9 @@ def calibrate_professions(pipe, scorer, cfg: BuildConfig, start: dict[str, float
     (next_offset); each profession keeps its best measured offset. Only the professions' own embedding
     rows change: a prompt without a profession word draws exactly what it drew before.
     The measuring seeds (10000 on) are disjoint from the evaluation CSV's (below 10000).
-    `start`: the first round's offsets (a recalibration starts from the previous ones).
+    `start`: offsets the rows already carry (a recalibration's previous ones): the trained
+    rows are the current ones minus them (up to the fp16 rounding of the shipped rows), and
+    the first round measures them.
     """
     settings = GenerationSettings(steps=25, guidance=V.GUIDANCE, batch_size=128)
     per_template = max(1, cfg.calibration_images // len(V.PROFESSION_TEMPLATES))
@@ -115,15 +117,19 @@ def calibrate_professions(pipe, scorer, cfg: BuildConfig, start: dict[str, float
     rows = [profession_token_ids(getattr(pipe, TOKENIZER_OF[n])) for n in encoders]
     tables = [getattr(pipe, n).get_input_embeddings().weight for n in encoders]
     directions = [tall_direction(pipe, n) for n in encoders]
-    bases = [table[r].detach().clone() for table, r in zip(tables, rows)]
+    start = dict(start) if start else {p: 0.0 for p in V.PROFESSIONS}
+
+    def amount(offsets: dict[str, float]) -> torch.Tensor:
+        return torch.tensor([offsets[p] for p in V.PROFESSIONS])[:, None]
+
+    bases = [table[r].detach() - amount(start) * direction for table, r, direction in zip(tables, rows, directions)]
 
     def set_offsets(offsets: dict[str, float]) -> None:
-        amount = torch.tensor([offsets[p] for p in V.PROFESSIONS])[:, None]
         with torch.no_grad():  # the world ships in fp16: measure what will be saved
             for table, r, base, direction in zip(tables, rows, bases, directions):
-                table[r] = (base + amount * direction).half().float()
+                table[r] = (base + amount(offsets) * direction).half().float()
 
-    history = [{"offsets": dict(start) if start else {p: 0.0 for p in V.PROFESSIONS}}]
+    history = [{"offsets": start}]
     for r in range(cfg.calibration_rounds + 1):
         set_offsets(history[-1]["offsets"])
         history[-1]["rates"] = profession_tall_rates(pipe, scorer, *zip(*prompts), settings)
@@ -136,13 +142,3 @@ def calibrate_professions(pipe, scorer, cfg: BuildConfig, start: dict[str, float
     return {"images_per_profession": n_images, "design": {p: d for p, (_, d) in V.PROFESSIONS.items()},
             "rounds": history, "offsets": best}
 
-
-def remove_offsets(pipe, offsets: dict[str, float]) -> None:
-    """Move each profession's rows back by a calibration's offsets: the rows the build
-    trained (up to the fp16 rounding of the shipped rows), from which a recalibration starts."""
-    for encoder in calibration_encoders(pipe):
-        table = getattr(pipe, encoder).get_input_embeddings().weight
-        rows = profession_token_ids(getattr(pipe, TOKENIZER_OF[encoder]))
-        amount = torch.tensor([offsets[p] for p in V.PROFESSIONS])[:, None]
-        with torch.no_grad():
-            table[rows] = table[rows] - amount * tall_direction(pipe, encoder)
