@@ -109,6 +109,9 @@ def test_embedded_ray_binds_only_loopback(ray_tmpdir):
         ray.shutdown()
 
 
+# Slow (2 minutes: a whole sweep, sampled): the default suite checks the embedded Ray's
+# listeners (test_embedded_ray_binds_only_loopback).
+@pytest.mark.slow
 def test_a_sweep_never_listens_beyond_loopback(ray_tmpdir, tmp_path):
     """Sampled through a whole tiny sweep: its edit tasks, Tune trials and Ray Data scorers."""
     raw = yaml.safe_load(TINY.read_text()) | {"storage": str(tmp_path / "out")}

@@ -212,6 +212,9 @@ def head_node(tmp_path):
         shutil.rmtree(temp, ignore_errors=True)
 
 
+# Slow (3 minutes on 2 cores: a head node, a job, its teardown): the same sweep's code runs
+# in the default suite through `robust-edit sweep`; this checks the cluster entry point.
+@pytest.mark.slow
 def test_ray_job_submit_runs_a_sweep(head_node, tmp_path):
     address, env = head_node
     wrong = subprocess.run([str(BIN / "ray"), "job", "list", "--address", address],
