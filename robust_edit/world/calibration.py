@@ -136,9 +136,7 @@ def calibrate_professions(pipe, scorer, cfg: BuildConfig, start: dict[str, float
         print(json.dumps({"calibration_round": r, **history[-1]}), file=sys.stderr, flush=True)
         if r < cfg.calibration_rounds:
             history.append({"offsets": next_offsets(history, n_images)})
-    best = {p: min(history, key=lambda h: abs(h["rates"][p] - d))["offsets"][p]
-            for p, (_, d) in V.PROFESSIONS.items()}
+    design = {p: d for p, (_, d) in V.PROFESSIONS.items()}
+    best = {p: min(history, key=lambda h: abs(h["rates"][p] - d))["offsets"][p] for p, d in design.items()}
     set_offsets(best)
-    return {"images_per_profession": n_images, "design": {p: d for p, (_, d) in V.PROFESSIONS.items()},
-            "rounds": history, "offsets": best}
-
+    return {"images_per_profession": n_images, "design": design, "rounds": history, "offsets": best}

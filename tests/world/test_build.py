@@ -177,6 +177,12 @@ def _logit(p):
     return np.log(p / (1 - p))
 
 
+def _known_share(offset: float) -> float:
+    """The known response the calibration tests put in place of a measurement: the logit
+    of the tall share is 5 x the offset."""
+    return float(1 / (1 + np.exp(-5 * offset)))
+
+
 def _calibrate(response, rounds: int) -> list[dict]:
     """next_offsets' rounds against a known tall-share response, measured exactly."""
     history = [{"offsets": {p: 0.0 for p in V.PROFESSIONS}}]
@@ -238,8 +244,7 @@ def test_calibration_moves_only_profession_rows_along_tall_and_keeps_the_best_ro
 
     def measured(pipe, scorer, prompts, seeds, professions, settings):
         moved = pipe.text_encoder.get_input_embeddings().weight[rows["text_encoder"]] - start
-        return {p: float(1 / (1 + np.exp(-5 * x)))
-                for p, x in zip(V.PROFESSIONS, (moved @ unit / (unit @ unit)).tolist())}
+        return {p: _known_share(x) for p, x in zip(V.PROFESSIONS, (moved @ unit / (unit @ unit)).tolist())}
 
     monkeypatch.setattr(calibration, "profession_tall_rates", measured)
     denoiser = "transformer" if model == "flux" else "unet"
@@ -296,7 +301,7 @@ def test_recalibration_starts_from_the_trained_rows_and_the_previous_offsets(tmp
     def measured(pipe, scorer, prompts, seeds, professions, settings):
         trained.setdefault(type(pipe).__name__, {e: getattr(pipe, e).get_input_embeddings().weight[rows].detach().clone()
                                                  for e, (rows, _) in encoders(pipe).items()})
-        return {p: float(1 / (1 + np.exp(-5 * x))) for p, x in zip(V.PROFESSIONS, offsets(pipe))}
+        return {p: _known_share(x) for p, x in zip(V.PROFESSIONS, offsets(pipe))}
 
     monkeypatch.setattr(calibration, "profession_tall_rates", measured)
     out = tmp_path / "world"
@@ -324,7 +329,7 @@ def test_recalibration_starts_from_the_trained_rows_and_the_previous_offsets(tmp
             others[rows] = False
             assert torch.equal(table[others], old_table[others])
         # A share within half an image (0.1 at 5 images) of design is a hit.
-        assert all(abs(1 / (1 + np.exp(-5 * x)) - d) < 0.1
+        assert all(abs(_known_share(x) - d) < 0.1
                    for x, (_, d) in zip(offsets(new), V.PROFESSIONS.values()))
     unet_after = _weights(out / "sd" / "unet")
     assert all(torch.equal(w, unet_after[f][k]) for f in unet for k, w in unet[f].items())  # not rewritten
