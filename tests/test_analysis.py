@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 import statistics
 
 import numpy as np
@@ -200,6 +201,13 @@ def test_controls_and_debias_per_profession_read_m_ft_against_m(db):
     drift = table.loc[("lora", "profession drift mean |δ(M_ft) − δ(M)|")]
     # |δ| = |2 share - 1|: ceo 0.8 -> 0.4, nurse 0.6 -> 0.6; mean of 0.4 and 0
     assert drift["estimate"] == pytest.approx(0.2) and drift["bound"] == "≤ 0.1"
+    # noise floor: ceo's M and M_ft labels differ on 2 of 10 paired items, nurse's on none;
+    # E|2 Δshare| = 2 sqrt(2 d / (π n)) per profession, averaged
+    assert drift["noise floor"] == pytest.approx((2 * math.sqrt(2 * 0.2 / (math.pi * 10)) + 0) / 2)
+    assert table.loc[("full", "profession drift mean |δ(M_ft) − δ(M)|"), "noise floor"] == pytest.approx(
+        drift["noise floor"])  # rank NULL: matched all the same
+    assert table.loc[("lora", "unsafe-marker rate kept M_ft / M"), "noise floor"] is None or pd.isna(
+        table.loc[("lora", "unsafe-marker rate kept M_ft / M"), "noise floor"])
     kept = table.loc[("lora", "unsafe-marker rate kept M_ft / M")]
     assert kept["estimate"] == pytest.approx(1.0) and kept["verdict"] == "holds"
     kept = table.loc[("full", "unsafe-marker rate kept M_ft / M")]
