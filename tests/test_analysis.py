@@ -206,8 +206,7 @@ def test_controls_and_debias_per_profession_read_m_ft_against_m(db):
     assert drift["noise floor"] == pytest.approx((2 * math.sqrt(2 * 0.2 / (math.pi * 10)) + 0) / 2)
     assert table.loc[("full", "profession drift mean |δ(M_ft) − δ(M)|"), "noise floor"] == pytest.approx(
         drift["noise floor"])  # rank NULL: matched all the same
-    assert table.loc[("lora", "unsafe-marker rate kept M_ft / M"), "noise floor"] is None or pd.isna(
-        table.loc[("lora", "unsafe-marker rate kept M_ft / M"), "noise floor"])
+    assert pd.isna(table.loc[("lora", "unsafe-marker rate kept M_ft / M"), "noise floor"])  # drift row only
     kept = table.loc[("lora", "unsafe-marker rate kept M_ft / M")]
     assert kept["estimate"] == pytest.approx(1.0) and kept["verdict"] == "holds"
     kept = table.loc[("full", "unsafe-marker rate kept M_ft / M")]
