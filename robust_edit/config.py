@@ -317,8 +317,16 @@ class QualitySpec(Strict):
         return v
 
 
+VARIANTS = ("M", "M_ed", "M_ft", "M_ed_ft")
+
+
 class EvaluationSpec(Strict):
     seeds: int = Field(10, ge=1, description="seeds per RoAD prompt (0..seeds-1)")
+    row_seeds: int = Field(1, ge=1, description="draws of each debias / unsafe row, at its own "
+                           "seed and row_seeds - 1 more (robust_edit.edit.evaluate.items)")
+    # A control study (sweeps/controls.yaml) draws M and M_ft only: no edit runs, and every
+    # image goes to a larger sample of the controls.
+    variants: tuple[Literal[VARIANTS], ...] = Field(VARIANTS, min_length=1)
     scorer: str = Field("world:scorer", description="scorer reference (robust_edit.scorers.clip)")
     generation: GenerationConfig = GenerationConfig()
     checkpoints: CheckpointSpec | None = None
@@ -431,7 +439,14 @@ class SweepSpec(Strict):
             if unknown:
                 raise ValueError(f"evaluation.{field}.edits {unknown}: no such edit; the "
                                  f"spec's edits are {[e.name for e in self.edits]}")
+        variants = self.evaluation.variants
+        if "M" not in variants or not {"M_ft", "M_ed_ft"} & set(variants) or len(set(variants)) < len(variants):
+            raise ValueError(f"evaluation.variants {list(variants)}: give M (every Δ and control reads "
+                             "it), M_ft or M_ed_ft (a cell is a fine-tuning run), each once")
         if (ck := self.evaluation.checkpoints) is not None:
+            if missing := sorted(set(ck.variants) - set(variants)):
+                raise ValueError(f"evaluation.checkpoints.variants {missing}: not among "
+                                 f"evaluation.variants {list(variants)}; add them there, or drop them here")
             for f in self.finetunes:
                 for run in f.expand():
                     bad = [s for s in ck.of(run) if s % run.checkpoint_every or s >= run.steps]

@@ -37,8 +37,8 @@ import pandas as pd
 
 from robust_edit import analysis
 from robust_edit.atomic import write_atomic
+from robust_edit.config import VARIANTS
 
-VARIANTS = ("M", "M_ed", "M_ft", "M_ed_ft")
 COLORS = {"M": "#9e9e9e", "M_ed": "#1f77b4", "M_ft": "#f2b26b", "M_ed_ft": "#d62728"}
 # Recognises a file this command wrote, which it may replace without --force.
 GENERATOR = '<meta name="generator" content="robust-edit report">'
@@ -477,7 +477,7 @@ def image_grid(db, storage: Path, cell, keys: dict[str, str], name: str) -> str 
     for variant, path in present.items():
         images = pd.read_parquet(path, columns=["item", "image"], filters=wanted)
         tiles[variant] = dict(zip(images["item"], images["image"]))
-    return grid_figure(items, tiles, labels, name, cell)
+    return grid_figure(items, tiles, labels, name, cell, [v for v in VARIANTS if v in keys])
 
 
 def pick_items(meta: pd.DataFrame, kind: str) -> pd.DataFrame:
@@ -488,19 +488,20 @@ def pick_items(meta: pd.DataFrame, kind: str) -> pd.DataFrame:
     return rows.sort_values(["nth", "item"]).head(IMAGES_PER_VARIANT).reset_index(drop=True)
 
 
-def grid_figure(items: pd.DataFrame, tiles: dict, labels: dict, name: str, cell) -> str:
-    """One mosaic image (one imshow: fast for many tiles), variants as columns, each
-    image's label below it."""
+def grid_figure(items: pd.DataFrame, tiles: dict, labels: dict, name: str, cell,
+                variants: list[str]) -> str:
+    """One mosaic image (one imshow: fast for many tiles), the cell's variants as columns,
+    each image's label below it."""
     from matplotlib.figure import Figure
 
     rows, w, h = len(items), TILE + GAP, TILE + LABEL
-    mosaic = np.full((rows * h, len(VARIANTS) * w, 3), 255, np.uint8)
+    mosaic = np.full((rows * h, len(variants) * w, 3), 255, np.uint8)
     # The axes fill a figure of the mosaic's size: one image pixel per screen pixel (the
     # saved PNG grows around it to hold the tick labels).
     fig = Figure(figsize=(mosaic.shape[1] / DPI, mosaic.shape[0] / DPI))
     ax = fig.add_axes((0, 0, 1, 1))
     for r, item in enumerate(items["item"]):
-        for c, variant in enumerate(VARIANTS):
+        for c, variant in enumerate(variants):
             png = tiles.get(variant, {}).get(item)
             if png is not None:
                 mosaic[r * h:r * h + TILE, c * w:c * w + TILE] = _tile(png)
@@ -508,7 +509,7 @@ def grid_figure(items: pd.DataFrame, tiles: dict, labels: dict, name: str, cell)
                     ("no image" if png is None else "–"), ha="center", va="top", fontsize=7,
                     color="#333")
     ax.imshow(mosaic, interpolation="nearest")
-    ax.set_xticks([c * w + TILE / 2 for c in range(len(VARIANTS))], VARIANTS)
+    ax.set_xticks([c * w + TILE / 2 for c in range(len(variants))], variants)
     ax.xaxis.tick_top()
     ax.set_yticks([r * h + TILE / 2 for r in range(rows)],
                   [_short(p) + f" ({s})" for p, s in zip(items["prompt"], items["seed"])], fontsize=7)
@@ -516,8 +517,8 @@ def grid_figure(items: pd.DataFrame, tiles: dict, labels: dict, name: str, cell)
     for spine in ax.spines.values():
         spine.set_visible(False)
     fig_id = "fig-images-" + _slug(name)
-    caption = (f"{name}: {rows} {items['kind'].iloc[0]} item(s) (prompt, seed) drawn by M, M_ed, "
-               f"M_ft and M_ed_ft ({cell['task']} task).")
+    caption = (f"{name}: {rows} {items['kind'].iloc[0]} item(s) (prompt, seed) drawn by "
+               f"{', '.join(variants[:-1])} and {variants[-1]} ({cell['task']} task).")
     return figure_html(fig_id, caption, fig)
 
 

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from robust_edit import analysis
+from robust_edit.config import VARIANTS
 
-VARIANTS = ("M", "M_ed", "M_ft", "M_ed_ft")
 RNG = np.random.default_rng(7)
 
 

@@ -16,11 +16,11 @@ from PIL import Image
 
 from robust_edit import analysis, labels
 from robust_edit.cli import main
+from robust_edit.config import VARIANTS
 from tests.pipeline.test_results import swept  # noqa: F401 (fixture)
 from tests.test_analysis import insert
 
 UNSAFE_TEXTS = json.dumps({"safe": "a safe image", "unsafe": "an unsafe image"})
-VARIANTS = ("M", "M_ed", "M_ft", "M_ed_ft")
 
 
 def axes(cell: str, task: str = "unsafe", ft_method: str = "lora") -> dict:

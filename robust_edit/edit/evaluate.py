@@ -34,8 +34,19 @@ def _item(kind, group, prompt, seed, texts, target) -> dict:
             "texts": json.dumps(texts), "target": target}
 
 
-def items(cfg: PromptSet, seeds: int) -> list[dict]:
-    """The prompt set's evaluation items, numbered in a fixed order."""
+# A row's k-th seed (evaluation.row_seeds) is its own seed + k * ROW_SEED_STRIDE: a prime,
+# so that no two rows' draws share a seed unless their seeds do; kept below 2**31 (the
+# results' INTEGER seed).
+ROW_SEED_STRIDE = 1_000_003
+
+
+def seeds_of_row(seed: int, n: int) -> list[int]:
+    return [(seed + k * ROW_SEED_STRIDE) % 2**31 for k in range(n)]
+
+
+def items(cfg: PromptSet, seeds: int, row_seeds: int = 1) -> list[dict]:
+    """The prompt set's evaluation items, numbered in a fixed order: RoAD prompts at seeds
+    0..seeds-1, debias and unsafe rows each at `row_seeds` seeds (seeds_of_row)."""
     out = []
     if cfg.task in ("appearance", "role"):
         for r in tasks.road_rows(cfg):
@@ -47,12 +58,14 @@ def items(cfg: PromptSet, seeds: int) -> list[dict]:
                         for p, new in r.negatives]
     elif cfg.task == "debias":
         counted = list(cfg.attributes)[-1]  # F = share of this value (the study: female)
-        out = [_item("attribute", r.group, r.prompt, r.evaluation_seed, cfg.attribute_texts, counted)
-               for r in data.load(cfg.dataset) if r.group in cfg.concepts]
+        out = [_item("attribute", r.group, r.prompt, s, cfg.attribute_texts, counted)
+               for r in data.load(cfg.dataset) if r.group in cfg.concepts
+               for s in seeds_of_row(r.evaluation_seed, row_seeds)]
     elif cfg.task == "unsafe":
         for r in data.load(cfg.dataset)[cfg.row_slice()]:
             kind = "safe" if r.group in ("none", "") else "unsafe"
-            out.append(_item(kind, r.group or "none", r.prompt, r.evaluation_seed, SAFETY_TEXTS, "unsafe"))
+            out += [_item(kind, r.group or "none", r.prompt, s, SAFETY_TEXTS, "unsafe")
+                    for s in seeds_of_row(r.evaluation_seed, row_seeds)]
     elif cfg.task == "quality":  # numbered after any task's items: a cell holds both
         return [{"item": QUALITY_ITEMS + i, **_item("quality", "all", r.prompt, r.evaluation_seed, {}, "")}
                 for i, r in enumerate(data.load(cfg.dataset)[cfg.row_slice()])]

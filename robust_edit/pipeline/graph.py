@@ -2,8 +2,8 @@
 
 A sweep's cells are (model, edit, fine-tune run). Each cell has four variants:
 M (the model), M_ed (model + edit), M_ft (model + fine-tune), M_ed_ft (model + edit +
-fine-tune). M and M_ed do not depend on the fine-tune and M_ft not on the edit, so the
-graph holds:
+fine-tune), or those of them `evaluation.variants` names (a control study: M and M_ft).
+M and M_ed do not depend on the fine-tune and M_ft not on the edit, so the graph holds:
 - edit stages: one per (model, edit);
 - fine-tune stages: one per (model, fine-tune run) for M_ft and per (model, edit,
   fine-tune run) for M_ed_ft;
@@ -30,7 +30,6 @@ from robust_edit import resolve
 from robust_edit.cache import file_sha256
 from robust_edit.config import EditConfig, FinetuneConfig, PromptSet, SweepSpec, runs_on
 
-VARIANTS = ("M", "M_ed", "M_ft", "M_ed_ft")
 # A cell's axes: the columns of its result rows besides the variant.
 AXES = ("model", "edit", "method", "task", "finetune", "ft_method", "rank", "ft_seed")
 PACKAGE = Path(__file__).resolve().parent.parent
@@ -112,11 +111,14 @@ class Graph:
         return {k: len(self.by_kind(k)) for k in ("edit", "finetune", "generate", "score", "aggregate")}
 
     def per_trial_counts(self) -> dict[str, int]:
-        """What a per-cell loop executes: each cell edits, fine-tunes M and M_ed, and
-        generates and scores all its variants (and their quality sets) itself."""
-        n = len(self.cells)
+        """What a per-cell loop executes: each cell edits (for M_ed, M_ed_ft), fine-tunes
+        (M_ft, M_ed_ft), and generates and scores all its variants (and their quality sets)
+        itself."""
+        has = [set(c["variants"]) for c in self.cells]
         images = sum(len(c["variants"]) + len(c.get("quality", {})) for c in self.cells)
-        return {"edit": n, "finetune": 2 * n, "generate": images, "score": images, "aggregate": 1}
+        return {"edit": sum(bool(v & {"M_ed", "M_ed_ft"}) for v in has),
+                "finetune": sum(len(v & {"M_ft", "M_ed_ft"}) for v in has),
+                "generate": images, "score": images, "aggregate": 1}
 
 
 def adapter_rank(ft: FinetuneConfig) -> int | None:
@@ -151,7 +153,8 @@ def _generate(g: Graph, variant: str, source: str, labels: dict, prompt_set: Pro
               step: int | None = None) -> Stage:
     """The generate stage of one variant's images of a prompt set, and its score stage."""
     cfg = {"variant": variant, "prompt_set": prompt_set.model_dump(mode="json"),
-           "seeds": g.spec.evaluation.seeds, "data": data_fingerprint(prompt_set.dataset)}
+           "seeds": g.spec.evaluation.seeds, "row_seeds": g.spec.evaluation.row_seeds,
+           "data": data_fingerprint(prompt_set.dataset)}
     if step is not None:  # a fine-tune's checkpoint (variant M_ft@step, M_ed_ft@step)
         cfg["step"] = step
     name = variant if step is None else f"{variant}@{step}"
@@ -165,10 +168,12 @@ def _generate(g: Graph, variant: str, source: str, labels: dict, prompt_set: Pro
 def build(spec: SweepSpec) -> Graph:
     g = Graph(spec)
     ck, quality = spec.evaluation.checkpoints, spec.evaluation.quality
+    wanted = spec.evaluation.variants  # without M_ed and M_ed_ft no edit runs
     for model in spec.models:
         model_key = content_key("model", model_fingerprint(model))
         resolved = {e.name: resolve.edit(e, model) for e in spec.edits if runs_on(e, model)}
-        edits = {n: g.add(_edit_stage(model, model_key, e)) for n, e in resolved.items()}
+        edits = {n: g.add(_edit_stage(model, model_key, e)) for n, e in resolved.items()
+                 if {"M_ed", "M_ed_ft"} & set(wanted)}
         runs = [(f.name, resolve.finetune(cfg, model)) for f in spec.finetunes if runs_on(f, model)
                 for cfg in f.expand()]
         decayed = frozenset(ck.edits or resolved) if ck else frozenset()
@@ -188,16 +193,19 @@ def build(spec: SweepSpec) -> Graph:
             return decay_steps(c, edit) if ck and variant in ck.variants else ()
 
         ft_plain = {(n, c.rank, c.seed): g.add(_finetune_stage(model, model_key, c, n, None, keep(c, None)))
-                    for n, c in runs}
+                    for n, c in runs if "M_ft" in wanted}
         for e in resolved.values():
             prompt_set = PromptSet.of(e, resolve.generation(spec.evaluation.generation, e.dataset))
-            sources = {"M": (model_key, {"model": model}),
-                       "M_ed": (edits[e.name].key, {"model": model, "edit": e.name})}
             for n, c in runs:
-                ft = ft_plain[(n, c.rank, c.seed)]
-                ed_ft = g.add(_finetune_stage(model, model_key, c, n, edits[e.name], keep(c, e.name)))
                 labels = {"model": model, "finetune": n, "rank": adapter_rank(c), "ft_seed": c.seed}
-                sources |= {"M_ft": (ft.key, labels), "M_ed_ft": (ed_ft.key, {**labels, "edit": e.name})}
+                sources = {"M": (model_key, {"model": model})}
+                if "M_ed" in wanted:
+                    sources["M_ed"] = (edits[e.name].key, {"model": model, "edit": e.name})
+                if "M_ft" in wanted:
+                    sources["M_ft"] = (ft_plain[(n, c.rank, c.seed)].key, labels)
+                if "M_ed_ft" in wanted:
+                    ed_ft = g.add(_finetune_stage(model, model_key, c, n, edits[e.name], keep(c, e.name)))
+                    sources["M_ed_ft"] = (ed_ft.key, {**labels, "edit": e.name})
                 variants = {v: _generate(g, v, key, lab, prompt_set).key for v, (key, lab) in sources.items()}
                 # The fine-tuning step each variant is at (M and M_ed: step 0).
                 steps = {"M": 0, "M_ed": 0, "M_ft": c.steps, "M_ed_ft": c.steps}

@@ -75,10 +75,10 @@ def images_per_generate(graph: Graph) -> dict[str, int]:
     from robust_edit.edit.evaluate import items
 
     @cache
-    def count(prompt_set: str, seeds: int) -> int:
-        return len(items(PromptSet.model_validate_json(prompt_set), seeds))
+    def count(prompt_set: str, seeds: int, row_seeds: int) -> int:
+        return len(items(PromptSet.model_validate_json(prompt_set), seeds, row_seeds))
 
-    return {s.key: count(json.dumps(s.config["prompt_set"]), s.config["seeds"])
+    return {s.key: count(json.dumps(s.config["prompt_set"]), s.config["seeds"], s.config["row_seeds"])
             for s in graph.by_kind("generate")}
 
 
@@ -124,7 +124,8 @@ def describe(spec: SweepSpec) -> str:
 
     g = check(spec)
     unique, loop = g.counts(), g.per_trial_counts()
-    lines = [f"sweep {spec.name}: {len(g.cells)} cells, {4 * len(g.cells)} variant evaluations"]
+    variants = sum(len(c["variants"]) for c in g.cells)
+    lines = [f"sweep {spec.name}: {len(g.cells)} cells, {variants} variant evaluations"]
     for model in spec.models:
         edits = [e.name for e in spec.edits if runs_on(e, model)]
         runs = sum(len(f.expand()) for f in spec.finetunes if runs_on(f, model))

@@ -86,7 +86,7 @@ def run_generate(stage: Stage, store: Store) -> None:
         return
     t0 = time.time()
     cfg = PromptSet.model_validate(stage.config["prompt_set"])
-    todo = items(cfg, stage.config["seeds"])
+    todo = items(cfg, stage.config["seeds"], stage.config["row_seeds"])
     settings = settings_of(cfg.generation)
     pipe = variant_pipeline(stage, store)
     images = generate_images(pipe, [it["prompt"] for it in todo], [it["seed"] for it in todo],

@@ -221,3 +221,39 @@ def test_an_axis_runs_only_on_the_models_it_names(tmp_path):
                      and (c["model"] == str(other) or c["finetune"] != first_ft)}
     kept = {k for k, st in filtered.stages.items() if st.kind != "aggregate"}
     assert kept <= set(everywhere.stages)
+
+
+def test_a_control_study_draws_m_and_m_ft_only_at_more_seeds_per_row():
+    """sweeps/controls.yaml (evaluation.variants [M, M_ft], row_seeds 4): no edit and no
+    edited fine-tune is a stage, every cell has M and M_ft only, one M_ft per run and
+    prompt set, and the debias and unsafe sets draw each row at 4 seeds."""
+    from robust_edit.pipeline.plan import images_per_generate
+
+    spec, quick = load_sweep("sweeps/controls.yaml"), load_sweep("sweeps/quickstart.yaml")
+    g = build(spec)
+    E, F = len(spec.edits), sum(len(f.expand()) for f in spec.finetunes)
+    counts = g.counts()
+    assert counts["edit"] == 0 and counts["finetune"] == F  # M_ft once per run
+    assert all(s.labels["edit"] is None for s in g.by_kind("finetune"))
+    assert len(g.cells) == E * F and all(set(c["variants"]) == {"M", "M_ft"} for c in g.cells)
+    assert counts["generate"] == E + E * F  # M per prompt set, M_ft per (run, prompt set)
+    assert g.per_trial_counts()["edit"] == 0 and g.per_trial_counts()["finetune"] == len(g.cells)
+    # The same runs as the quickstart's (its checkpoints aside): the same M_ft weights.
+    assert _training_configs(spec) == _training_configs(quick)
+    per_task = {}
+    for s in g.by_kind("generate"):
+        per_task.setdefault(s.labels["task"], set()).add(images_per_generate(g)[s.key])
+    quick_g = build(quick)
+    quick_task = {s.labels["task"]: images_per_generate(quick_g)[s.key]
+                  for s in quick_g.by_kind("generate") if s.labels["variant"] == "M"}
+    assert per_task["debias"] == {4 * quick_task["debias"]} == {3200}
+    assert per_task["unsafe"] == {4 * quick_task["unsafe"]}
+    assert per_task["appearance"] == {quick_task["appearance"] * 8 // 3}  # 8 seeds, not 3
+
+
+def _training_configs(spec) -> dict:
+    """Each fine-tune's resolved training config, without what only saves checkpoints."""
+    from robust_edit import resolve
+
+    return {f.name: resolve.finetune(c, "world:sd").model_dump(exclude={"name", "checkpoint_every"})
+            for f in spec.finetunes for c in f.expand()}

@@ -12,7 +12,7 @@ from robust_edit.pipeline.graph import GPU_HOURS, build
 from robust_edit.pipeline.plan import as_json, describe, gpu_hours, images_per_generate
 
 REPO = Path(__file__).resolve().parents[2]
-SPECS = {"quickstart": REPO / "sweeps" / "quickstart.yaml",
+SPECS = {"quickstart": REPO / "sweeps" / "quickstart.yaml", "controls": REPO / "sweeps" / "controls.yaml",
          "tiny": Path(__file__).with_name("tiny.yaml")}
 
 
@@ -78,7 +78,10 @@ def test_describe_prints_unique_and_per_trial_loop_counts(name):
     spec = _spec(name)
     g, text = build(spec), describe(spec)
     cells = len(g.cells)
-    assert f": {cells} cells, {4 * cells} variant evaluations" in text
+    variants = sum(len(c["variants"]) for c in g.cells)  # checkpoints included
+    assert f": {cells} cells, {variants} variant evaluations" in text
+    assert variants == (2 if name == "controls" else 4) * cells + sum(
+        "@" in v for c in g.cells for v in c["variants"])
     for model in spec.models:  # the cells per model
         assert f"= {sum(c['model'] == model for c in g.cells)} cells" in text
     table = _table(text)

@@ -243,3 +243,29 @@ def test_rows_record_the_environment_the_driver_sees(uninterrupted):
     recorded = db.execute("SELECT DISTINCT lock_sha256 FROM results").fetchall()
     db.close()
     assert recorded == [(lock_hash(),)]
+
+
+def test_a_control_study_runs_no_edit_and_reads_its_controls_at_more_seeds(tmp_path):
+    """evaluation.variants [M, M_ft] with row_seeds 2 (sweeps/controls.yaml's shape): no
+    edit runs, M and M_ft draw each of the 12 rows at 2 seeds, the controls table reads
+    them, and the tables and report that need M_ed are written without it."""
+    import yaml
+
+    from tests.pipeline.sweeps import TINY
+
+    raw = yaml.safe_load(TINY.read_text())
+    spec = tiny_spec(tmp_path, evaluation={**raw["evaluation"], "variants": ["M", "M_ft"], "row_seeds": 2})
+    out = finish(sweep(spec))
+    df, tables = results(spec)
+    storage = Path(load_sweep(spec).storage)
+    assert not (storage / "stages" / "edit").exists()
+    assert [r["kind"] for r in Store(storage).ledger()].count("finetune") == 1
+    assert set(df["variant"]) == {"M", "M_ft"}
+    labels = df[df["metric"] == "label"]
+    assert (labels.groupby("variant")["item"].nunique() == 24).all()
+    assert (labels.groupby(["variant", "prompt"])["seed"].nunique() == 2).all()
+    control = tables["controls"].set_index("control").loc["unsafe-marker rate kept M_ft / M"]
+    unsafe = labels[labels["kind"] == "unsafe"]
+    rate = {v: (unsafe.loc[unsafe["variant"] == v, "label"] == "unsafe").mean() for v in ("M", "M_ft")}
+    assert control["estimate"] == pytest.approx(rate["M_ft"] / rate["M"])
+    assert "report:" in out and (storage / "report.html").is_file()
