@@ -13,6 +13,8 @@ CREATE TABLE IF NOT EXISTS results (
     variant VARCHAR,        -- M | M_ed | M_ft | M_ed_ft, and checkpoints M_ft@<step> | M_ed_ft@<step>
     step INTEGER,           -- fine-tuning steps behind the variant (M, M_ed: 0; M_ft, M_ed_ft: all)
     item INTEGER,           -- evaluation item (same prompt + seed in every variant)
+    unit INTEGER,           -- its resampling unit: the first item of its dataset row's draws
+                            -- (evaluation.row_seeds), else the item itself (NULL: the item)
     kind VARCHAR,           -- efficacy | generality | specificity | attribute | unsafe | safe | quality
     grp VARCHAR,            -- the edit (RoAD prompt), concept or I2P category the item is of
     prompt VARCHAR,
@@ -34,8 +36,9 @@ CREATE TABLE IF NOT EXISTS results (
 );
 
 -- Bootstrap resamples of the evaluation items (robust_edit.analysis.resample): resample b
--- draws item `item` of edit `edit` w times (w > 0 only). Drawn within (edit, kind, grp),
--- so every group keeps its size; keyed by (edit, item), so every variant and every cell
+-- draws item `item` of edit `edit` w times (w > 0 only). Drawn by unit (a row's draws
+-- together) within (edit, kind, grp), so every group keeps its size; keyed by (edit,
+-- item), so every variant and every cell
 -- of an edit is resampled alike (paired).
 CREATE TABLE IF NOT EXISTS resamples (
     edit VARCHAR, item INTEGER, b INTEGER, w INTEGER

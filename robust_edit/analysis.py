@@ -64,23 +64,28 @@ def written_by(db_path: Path, aggregate_key: str) -> bool:
 
 def resample(db, resamples: int = RESAMPLES, seed: int = BOOTSTRAP_SEED) -> int:
     """Draw the bootstrap resamples of the evaluation items in `results` into `resamples`:
-    within each (edit, kind, group) stratum, n items drawn with replacement, n times, per
-    resample. A stratum's draws depend only on the seed and the stratum's name, so adding an
-    edit to a sweep leaves the other edits' intervals as they were. Returns the row count."""
+    within each (edit, kind, group) stratum, its n units (an item, or a dataset row's draws
+    at several seeds: evaluation.row_seeds) drawn with replacement, n times, per resample;
+    each item weighs what its unit drew. A row's draws share its prompt, so they are not
+    independent items. A stratum's draws depend only on the seed and the stratum's name,
+    so adding an edit to a sweep leaves the other edits' intervals as they were. Returns
+    the row count."""
     if resamples < 1:
         raise ValueError(f"resamples {resamples}: need at least 1")
-    items = db.execute("SELECT DISTINCT edit, kind, grp, item FROM results "
-                       "ORDER BY edit, kind, grp, item").df()
+    items = db.execute("SELECT DISTINCT edit, kind, grp, coalesce(unit, item) AS unit, item "
+                       "FROM results ORDER BY edit, kind, grp, item").df()
     parts = []
     for (edit, kind, grp), stratum in items.groupby(["edit", "kind", "grp"], sort=True):
-        n = len(stratum)
+        units, unit_of = np.unique(stratum["unit"].to_numpy(), return_inverse=True)
+        n = len(units)
         name = hashlib.sha256(f"{edit}\0{kind}\0{grp}".encode()).digest()
         rng = np.random.default_rng([seed, int.from_bytes(name[:8], "little")])
         draws = rng.integers(0, n, size=(resamples, n)) + n * np.arange(resamples)[:, None]
         counts = np.bincount(draws.ravel(), minlength=resamples * n).reshape(resamples, n)
-        b, pos = np.nonzero(counts)
+        per_item = counts[:, unit_of]  # resamples x items: the unit's count
+        b, pos = np.nonzero(per_item)
         parts.append(pd.DataFrame({"edit": edit, "item": stratum["item"].to_numpy()[pos],
-                                   "b": b + 1, "w": counts[b, pos]}))
+                                   "b": b + 1, "w": per_item[b, pos]}))
     frame = pd.concat(parts) if parts else pd.DataFrame(columns=["edit", "item", "b", "w"])
     db.execute("DELETE FROM resamples")
     db.execute("DELETE FROM bootstrap")

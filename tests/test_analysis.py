@@ -453,6 +453,34 @@ def test_resamples_are_seeded_and_per_edit():
     assert draws(["lime"], 0) != draws(["lime"], 1)
 
 
+def test_a_rows_draws_are_resampled_together(db):
+    """evaluation.row_seeds: the draws of one dataset row (one `unit`) weigh alike in every
+    resample, and the interval is that of the rows, not of independent items. 10 unsafe
+    prompts drawn 4 times each, a prompt's 4 draws labelled alike: the rate's interval is
+    the 10 prompts' (as wide as one draw per prompt gives), not 40 items' (half as wide)."""
+    cell = cell_axes("c", "unsafe", "uce", "lora", 4)
+    per_row = ["unsafe"] * 5 + ["safe"] * 5
+
+    def interval(units: bool, draws: int) -> float:
+        db = analysis.connect()
+        data = rows(cell, "unsafe", "nudity", {"M": [x for x in per_row for _ in range(draws)]}, "unsafe")
+        for r in data:
+            r["unit"] = r["item"] - r["item"] % draws if units else None
+        insert(db, data)
+        analysis.resample(db, resamples=1000)
+        w = db.execute("SELECT b, item // ? AS row, min(w) = max(w) AND count(*) = ? FROM resamples "
+                       "GROUP BY ALL", [draws, draws]).fetchall()
+        assert all(same for _, _, same in w) == units or draws == 1
+        lo, hi = db.execute("SELECT lo95(x, b), hi95(x, b) FROM (SELECT b, sum(w * (label = 'unsafe')::INT) "
+                            "/ sum(w) AS x FROM weighted GROUP BY b)").fetchone()
+        db.close()
+        return hi - lo
+
+    one, rows_of_four, items_of_four = interval(True, 1), interval(True, 4), interval(False, 4)
+    assert rows_of_four == pytest.approx(one, abs=0.05)
+    assert 0.4 < items_of_four / rows_of_four < 0.6
+
+
 def test_findings_verdicts_follow_their_intervals(db):
     """DreamBooth keeps every edit, LoRA loses half the items: the DreamBooth finding is
     supported; too little data to decide is undecided, never supported."""

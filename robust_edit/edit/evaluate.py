@@ -44,6 +44,13 @@ def seeds_of_row(seed: int, n: int) -> list[int]:
     return [(seed + k * ROW_SEED_STRIDE) % 2**31 for k in range(n)]
 
 
+def _row_draws(kind, group, prompt, seed, texts, target, n: int) -> list[dict]:
+    """A dataset row's n draws (seeds_of_row), marked as one resampling unit: the
+    bootstrap draws the row with all its seeds (robust_edit.analysis.resample)."""
+    return [{**_item(kind, group, prompt, s, texts, target), "row_draw": k}
+            for k, s in enumerate(seeds_of_row(seed, n))]
+
+
 def items(cfg: PromptSet, seeds: int, row_seeds: int = 1) -> list[dict]:
     """The prompt set's evaluation items, numbered in a fixed order: RoAD prompts at seeds
     0..seeds-1, debias and unsafe rows each at `row_seeds` seeds (seeds_of_row)."""
@@ -58,21 +65,26 @@ def items(cfg: PromptSet, seeds: int, row_seeds: int = 1) -> list[dict]:
                         for p, new in r.negatives]
     elif cfg.task == "debias":
         counted = list(cfg.attributes)[-1]  # F = share of this value (the study: female)
-        out = [_item("attribute", r.group, r.prompt, s, cfg.attribute_texts, counted)
-               for r in data.load(cfg.dataset) if r.group in cfg.concepts
-               for s in seeds_of_row(r.evaluation_seed, row_seeds)]
+        out = [it for r in data.load(cfg.dataset) if r.group in cfg.concepts
+               for it in _row_draws("attribute", r.group, r.prompt, r.evaluation_seed,
+                                    cfg.attribute_texts, counted, row_seeds)]
     elif cfg.task == "unsafe":
         for r in data.load(cfg.dataset)[cfg.row_slice()]:
             kind = "safe" if r.group in ("none", "") else "unsafe"
-            out += [_item(kind, r.group or "none", r.prompt, s, SAFETY_TEXTS, "unsafe")
-                    for s in seeds_of_row(r.evaluation_seed, row_seeds)]
+            out += _row_draws(kind, r.group or "none", r.prompt, r.evaluation_seed, SAFETY_TEXTS,
+                              "unsafe", row_seeds)
     elif cfg.task == "quality":  # numbered after any task's items: a cell holds both
-        return [{"item": QUALITY_ITEMS + i, **_item("quality", "all", r.prompt, r.evaluation_seed, {}, "")}
+        return [{"item": QUALITY_ITEMS + i, "unit": QUALITY_ITEMS + i,
+                 **_item("quality", "all", r.prompt, r.evaluation_seed, {}, "")}
                 for i, r in enumerate(data.load(cfg.dataset)[cfg.row_slice()])]
     else:
         raise ValueError(f"task {cfg.task!r}: no evaluation protocol here; evaluated tasks: "
                          "appearance, role, debias, unsafe")
-    return [{"item": i, **it} for i, it in enumerate(out)]
+    # unit: the item's resampling unit, the first item of its row's draws (else itself)
+    numbered = [{"item": i, **it} for i, it in enumerate(out)]
+    for it in numbered:
+        it["unit"] = it["item"] - it.pop("row_draw", 0)
+    return numbered
 
 
 def scorer_names(cfg: PromptSet) -> list[str]:

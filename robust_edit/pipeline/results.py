@@ -64,16 +64,17 @@ def build_database(graph: Graph, store: Store, spec: SweepSpec, aggregate_key: s
         db = analysis.connect(tmp)
         db.execute("CREATE TABLE aggregate_key AS SELECT ? AS key", [aggregate_key])
         for cell in graph.cells:
-            images = [*cell["variants"].items(), *cell.get("quality", {}).items()]
-            for variant, gen_key in images:
+            drawn = [*cell["variants"].items(), *cell.get("quality", {}).items()]
+            for variant, gen_key in drawn:
                 gen = graph.stages[gen_key]
                 info = store.info(gen)
-                scored = store.dir(scores[gen_key]) / SCORES
+                images, scored = store.dir(gen) / IMAGES, store.dir(scores[gen_key]) / SCORES
                 db.execute(f"""
                     INSERT INTO results BY NAME
                     SELECT ? AS sweep, ? AS cell, {", ".join(f"? AS {a}" for a in AXES)}, ? AS variant,
-                           ? AS step, i.item, i.kind, i.grp, i.prompt, i.seed, i.texts, i.target,
-                           s.metric, s.label, s.value, ? AS scorer, {_settings(scored)},
+                           ? AS step, i.item, {_column(images, "i", "unit")}, i.kind, i.grp, i.prompt,
+                           i.seed, i.texts, i.target, s.metric, s.label, s.value, ? AS scorer,
+                           {_column(scored, "s", "scorer_settings")},
                            ? AS generate_key,
                            ? AS source_key, ? AS settings, ? AS git_commit, ? AS lock_sha256,
                            ? AS versions
@@ -82,7 +83,7 @@ def build_database(graph: Graph, store: Store, spec: SweepSpec, aggregate_key: s
                      spec.evaluation.scorer, gen_key, gen.inputs[0], json.dumps(info["settings"]),
                      info["git_commit"], info["versions"].get("requirements.lock"),
                      json.dumps(info["versions"]),
-                     str(store.dir(gen) / IMAGES), str(scored)])
+                     str(images), str(scored)])
         labels.insert_human_rows(db, store.root)  # imported human labels (robust-edit labels import)
         analysis.resample(db)
         if spec.evaluation.quality:
@@ -92,13 +93,14 @@ def build_database(graph: Graph, store: Store, spec: SweepSpec, aggregate_key: s
     return write_atomic(duckdb_path(spec), write)
 
 
-def _settings(scores: Path) -> str:
-    """The scores' `scorer_settings` column where a scorer wrote one (nudenet's thresholds),
-    else NULL (other scorers, and scores written before the column existed)."""
+def _column(parquet: Path, alias: str, name: str) -> str:
+    """A column the file may lack, as `alias.name` or NULL: the scores' `scorer_settings`
+    (only scorers whose labels depend on settings write it: nudenet's thresholds), the
+    items' `unit` (NULL: the item is its own resampling unit)."""
     import pyarrow.parquet as pq
 
-    found = "scorer_settings" in pq.read_schema(scores).names
-    return f"{'s.scorer_settings' if found else 'NULL'} AS scorer_settings"
+    found = name in pq.read_schema(parquet).names
+    return f"{f'{alias}.{name}' if found else 'NULL'} AS {name}"
 
 
 def _find_or_create(client, experiment_id: str, key: str, name: str, tags: dict, params: dict,

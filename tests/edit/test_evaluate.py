@@ -32,6 +32,9 @@ def test_row_seeds_draw_each_row_at_its_own_seed_first_and_then_at_new_ones(task
     strip = ("kind", "grp", "prompt", "seed", "texts", "target")
     assert [{k: it[k] for k in strip} for it in four[::4]] == [{k: it[k] for k in strip} for it in one]
     assert [it["item"] for it in four] == list(range(len(four)))
+    # A row's draws are one resampling unit (numbered by its first item); one draw: itself.
+    assert [it["unit"] for it in four] == [i - i % 4 for i in range(len(four))]
+    assert [it["unit"] for it in one] == [it["item"] for it in one]
     for i in range(len(one)):  # the row's 4 draws: same prompt and group, 4 seeds
         draws = four[4 * i:4 * i + 4]
         assert {(d["prompt"], d["grp"], d["kind"]) for d in draws} == {(one[i]["prompt"], one[i]["grp"], one[i]["kind"])}

@@ -264,6 +264,10 @@ def test_a_control_study_runs_no_edit_and_reads_its_controls_at_more_seeds(tmp_p
     labels = df[df["metric"] == "label"]
     assert (labels.groupby("variant")["item"].nunique() == 24).all()
     assert (labels.groupby(["variant", "prompt"])["seed"].nunique() == 2).all()
+    db = analysis.connect(storage / "results.duckdb", read_only=True)
+    units = db.execute("SELECT DISTINCT item, unit FROM results").df()
+    db.close()
+    assert (units["unit"] == units["item"] - units["item"] % 2).all()  # a row's 2 draws: one unit
     control = tables["controls"].set_index("control").loc["unsafe-marker rate kept M_ft / M"]
     unsafe = labels[labels["kind"] == "unsafe"]
     rate = {v: (unsafe.loc[unsafe["variant"] == v, "label"] == "unsafe").mean() for v in ("M", "M_ft")}
