@@ -477,7 +477,7 @@ def image_grid(db, storage: Path, cell, keys: dict[str, str], name: str) -> str 
     for variant, path in present.items():
         images = pd.read_parquet(path, columns=["item", "image"], filters=wanted)
         tiles[variant] = dict(zip(images["item"], images["image"]))
-    return grid_figure(items, tiles, labels, name, cell, [v for v in VARIANTS if v in keys])
+    return grid_figure(items, tiles, labels, name, cell, list(paths))  # the cell's variants
 
 
 def pick_items(meta: pd.DataFrame, kind: str) -> pd.DataFrame:

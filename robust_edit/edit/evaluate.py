@@ -81,10 +81,7 @@ def items(cfg: PromptSet, seeds: int, row_seeds: int = 1) -> list[dict]:
         raise ValueError(f"task {cfg.task!r}: no evaluation protocol here; evaluated tasks: "
                          "appearance, role, debias, unsafe")
     # unit: the item's resampling unit, the first item of its row's draws (else itself)
-    numbered = [{"item": i, **it} for i, it in enumerate(out)]
-    for it in numbered:
-        it["unit"] = it["item"] - it.pop("row_draw", 0)
-    return numbered
+    return [{"item": i, "unit": i - it.pop("row_draw", 0), **it} for i, it in enumerate(out)]
 
 
 def scorer_names(cfg: PromptSet) -> list[str]:
