@@ -304,10 +304,11 @@ def bars_figure(part: pd.DataFrame, model: str, edit: str, several_models: bool)
     part = part.assign(run=[_run(m, r) for m, r in zip(part["ft_method"], part["rank"])])
     runs = list(dict.fromkeys(part["run"]))
     fig, (ax,) = _figure(max(3.8, 1.0 + 1.05 * len(runs)), 3.2)  # the legend fits below
-    width = 0.8 / len(VARIANTS)
-    for j, variant in enumerate(VARIANTS):
+    variants = [v for v in VARIANTS if v in set(part["variant"])]  # a control study: M, M_ft
+    width = 0.8 / len(variants)
+    for j, variant in enumerate(variants):
         rows = part[part["variant"] == variant].set_index("run").reindex(runs)
-        xs = [i + (j - 1.5) * width for i in range(len(runs))]
+        xs = [i + (j - (len(variants) - 1) / 2) * width for i in range(len(runs))]
         ax.bar(xs, rows["value"], width, color=COLORS[variant], label=variant)
         ok = rows["lo"].notna().to_numpy()
         mid, half = (rows["lo"] + rows["hi"]) / 2, (rows["hi"] - rows["lo"]) / 2
@@ -320,8 +321,9 @@ def bars_figure(part: pd.DataFrame, model: str, edit: str, several_models: bool)
     ax.set_title(f"{edit} ({task})" + (f", {model}" if several_models else ""))
     ax.legend(ncols=4, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False)
     fig_id = "fig-bars-" + _slug(*([model] if several_models else []), edit)
-    return figure_html(fig_id, f"{edit}: {METRIC_NAMES.get(metric, metric)} of M, M_ed, M_ft and "
-                       "M_ed_ft per fine-tuning run, with 95 % intervals.", fig)
+    return figure_html(fig_id, f"{edit}: {METRIC_NAMES.get(metric, metric)} of "
+                       f"{', '.join(variants[:-1])} and {variants[-1]} per fine-tuning run, "
+                       "with 95 % intervals.", fig)
 
 
 def decay_section(df: pd.DataFrame | str | None) -> str:

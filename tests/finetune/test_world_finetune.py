@@ -36,7 +36,8 @@ def controls(pipe) -> dict:
     out = {}
     for e in SPEC.edits:
         cfg = resolve.edit(e, "world:sd")
-        generation = SPEC.evaluation.generation.model_copy(update={"guidance": cfg.generation.guidance})
+        generation = resolve.generation(SPEC.evaluation.generation.model_copy(
+            update={"guidance": cfg.generation.guidance}), cfg.dataset)
         prompt_set = PromptSet.of(cfg, generation)
         todo = [t for t in items(prompt_set, SPEC.evaluation.seeds)
                 if t["kind"] in ("efficacy", "attribute", "unsafe")]

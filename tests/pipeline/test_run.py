@@ -273,3 +273,6 @@ def test_a_control_study_runs_no_edit_and_reads_its_controls_at_more_seeds(tmp_p
     rate = {v: (unsafe.loc[unsafe["variant"] == v, "label"] == "unsafe").mean() for v in ("M", "M_ft")}
     assert control["estimate"] == pytest.approx(rate["M_ft"] / rate["M"])
     assert "report:" in out and (storage / "report.html").is_file()
+    page = (storage / "report.html").read_text()
+    assert "of M and M_ft per fine-tuning run" in page  # the bars: the cell's own variants
+    assert "M_ed_ft per fine-tuning run" not in page
