@@ -248,7 +248,8 @@ def test_a_control_study_draws_m_and_m_ft_only_at_more_seeds_per_row():
                   for s in quick_g.by_kind("generate") if s.labels["variant"] == "M"}
     assert per_task["debias"] == {4 * quick_task["debias"]} == {3200}
     assert per_task["unsafe"] == {4 * quick_task["unsafe"]}
-    assert per_task["appearance"] == {quick_task["appearance"] * 8 // 3}  # 8 seeds, not 3
+    seeds = spec.evaluation.seeds, quick.evaluation.seeds  # per RoAD prompt: 16, not 3
+    assert per_task["appearance"] == {quick_task["appearance"] * seeds[0] // seeds[1]} == {1056}
 
 
 def _training_configs(spec) -> dict:
