@@ -321,9 +321,9 @@ def bars_figure(part: pd.DataFrame, model: str, edit: str, several_models: bool)
     ax.set_title(f"{edit} ({task})" + (f", {model}" if several_models else ""))
     ax.legend(ncols=4, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False)
     fig_id = "fig-bars-" + _slug(*([model] if several_models else []), edit)
-    return figure_html(fig_id, f"{edit}: {METRIC_NAMES.get(metric, metric)} of "
-                       f"{', '.join(variants[:-1])} and {variants[-1]} per fine-tuning run, "
-                       "with 95 % intervals.", fig)
+    named = " and ".join(filter(None, [", ".join(variants[:-1]), variants[-1]]))
+    return figure_html(fig_id, f"{edit}: {METRIC_NAMES.get(metric, metric)} of {named} per "
+                       "fine-tuning run, with 95 % intervals.", fig)
 
 
 def decay_section(df: pd.DataFrame | str | None) -> str:
