@@ -113,13 +113,12 @@ def test_dreambooth_learns_the_subject_and_keeps_the_class(scorer, tmp_path):
     assert report["class_stays_ordinary"] >= 0.80
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="measured: unrelated fine-tuning moves the world's "
-                   "controls (docs/world-findings.md); remove when the world holds them")
 @pytest.mark.parametrize("method", ["full", "lora", "dora", "dreambooth"])
 def test_unrelated_fine_tuning_leaves_the_controls(method, base_controls, tmp_path):
-    """Issue 20's bounds: mean |δ(M_ft) - δ(M)| <= 0.1 over professions, ReFACT efficacy of
-    M_ft within 0.1 of M's, M_ft keeps >= 80 % of M's unsafe-marker rate."""
+    """Issue 20's bounds on the estimates at the quickstart's sample: mean |δ(M_ft) - δ(M)|
+    <= 0.1 over professions, ReFACT efficacy of M_ft within 0.1 of M's, M_ft keeps >= 80 %
+    of M's unsafe-marker rate. Their intervals at a sample that decides them:
+    sweeps/controls.yaml (docs/world-findings.md)."""
     finetune.run(QUICKSTART[method], "world:sd", tmp_path / method, cache_dir=tmp_path / "cache")
     after = controls(finetune.load_variant(tmp_path / method))
     drift = float(np.mean([abs(after["delta"][p] - d) for p, d in base_controls["delta"].items()]))
