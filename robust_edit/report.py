@@ -304,7 +304,8 @@ def bars_figure(part: pd.DataFrame, model: str, edit: str, several_models: bool)
     part = part.assign(run=[_run(m, r) for m, r in zip(part["ft_method"], part["rank"])])
     runs = list(dict.fromkeys(part["run"]))
     fig, (ax,) = _figure(max(3.8, 1.0 + 1.05 * len(runs)), 3.2)  # the legend fits below
-    variants = [v for v in VARIANTS if v in set(part["variant"])]  # a control study: M, M_ft
+    drawn = set(part["variant"])
+    variants = [v for v in VARIANTS if v in drawn]  # a control study: M, M_ft
     width = 0.8 / len(variants)
     for j, variant in enumerate(variants):
         rows = part[part["variant"] == variant].set_index("run").reindex(runs)
