@@ -200,6 +200,9 @@ class FinetuneConfig(Strict):
     steps: int = Field(200, ge=1)
     batch_size: int = Field(16, ge=1)
     lr: float | None = Field(None, gt=0)
+    # The learning rate over the run (diffusers' get_scheduler, the text-to-image example's
+    # --lr_scheduler; its default, constant): a decaying rate ends on settled weights.
+    lr_scheduler: Literal["constant", "linear", "cosine"] = "constant"
     optimizer: Literal["adamw", "prodigy"] | None = None
     targets: Literal["text_encoder", "unet", "both"] | None = None
     rank: int = Field(4, ge=1)

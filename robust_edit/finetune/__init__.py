@@ -176,8 +176,9 @@ def completed_checkpoints(run_dir: Path) -> list[int]:
 
 
 def save_checkpoint(run_dir: Path, step: int, params: dict[str, torch.nn.Parameter], optimizer,
-                    gen: torch.Generator, losses: list[float]) -> Path:
-    """Trainable tensors (safetensors), optimizer state, generator state; renamed into place."""
+                    scheduler, gen: torch.Generator, losses: list[float]) -> Path:
+    """Trainable tensors (safetensors), optimizer, learning-rate schedule and generator
+    state; renamed into place."""
     from safetensors.torch import save_file
 
     def write(tmp: Path) -> None:
@@ -185,6 +186,7 @@ def save_checkpoint(run_dir: Path, step: int, params: dict[str, torch.nn.Paramet
                   str(tmp / "trainable.safetensors"))
         save_file({"generator": gen.get_state()}, str(tmp / "rng.safetensors"))
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(scheduler.state_dict(), tmp / "lr_scheduler.pt")
         (tmp / "state.json").write_text(json.dumps({"step": step, "losses": losses}))
         (tmp / DONE).write_text("")
 
@@ -213,7 +215,7 @@ def load_trainable(path: Path, params: dict[str, torch.nn.Parameter]) -> None:
             p.copy_(saved[name].to(p.dtype).to(p.device))
 
 
-def resume(run_dir: Path, params, optimizer, gen) -> tuple[int, list[float]]:
+def resume(run_dir: Path, params, optimizer, scheduler, gen) -> tuple[int, list[float]]:
     """Restore the last complete checkpoint; (step, losses so far), or (0, [])."""
     from safetensors.torch import load_file
 
@@ -223,6 +225,7 @@ def resume(run_dir: Path, params, optimizer, gen) -> tuple[int, list[float]]:
     path = checkpoint_dir(run_dir, done[-1])
     load_trainable(path, params)
     optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+    scheduler.load_state_dict(torch.load(path / "lr_scheduler.pt", weights_only=True))
     gen.set_state(load_file(str(path / "rng.safetensors"))["generator"])
     state = json.loads((path / "state.json").read_text())
     return state["step"], state["losses"]
@@ -242,11 +245,15 @@ def train(pipe, family: Family, params: dict[str, torch.nn.Parameter], cfg, late
     cfg.prior_loss_weight. `stop_after` ends early after that many steps (tests use it to
     simulate an interruption after a checkpoint).
     """
+    from diffusers.optimization import get_scheduler
+
     loss_fn = LOSSES[family.name]
     trainable = list(params.values())
     optimizer = make_optimizer(cfg.optimizer, trainable, cfg.lr, cfg.weight_decay)
+    scheduler = get_scheduler(cfg.lr_scheduler, optimizer, num_warmup_steps=0,
+                              num_training_steps=cfg.steps)
     gen = torch.Generator().manual_seed(cfg.seed)
-    start, losses = resume(run_dir, params, optimizer, gen)
+    start, losses = resume(run_dir, params, optimizer, scheduler, gen)
     bar = tqdm(range(start, cfg.steps), desc=f"fine-tune {cfg.method}", disable=not progress,
                initial=start, total=cfg.steps, mininterval=1)
     for step in bar:
@@ -260,11 +267,12 @@ def train(pipe, family: Family, params: dict[str, torch.nn.Parameter], cfg, late
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm)
         optimizer.step()
+        scheduler.step()
         losses.append(loss.item())
         bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
         done = step + 1
         if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-            path = save_checkpoint(run_dir, done, params, optimizer, gen, losses)
+            path = save_checkpoint(run_dir, done, params, optimizer, scheduler, gen, losses)
             prune_checkpoints(run_dir, {*keep_steps, done})
             if on_checkpoint:
                 on_checkpoint(done, path)

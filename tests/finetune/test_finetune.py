@@ -49,6 +49,21 @@ def test_same_seed_same_weights_and_resume_after_kill_matches(method, quick_worl
     assert manifest["versions"]["requirements.lock"] == lock_hash()
 
 
+def test_a_decaying_learning_rate_resumes_where_it_stopped(quick_world, tmp_path):
+    """The schedule's position is part of a checkpoint: resumed at step 2 of a cosine decay,
+    the run continues at step 2's rate, not the start's (which would change the weights)."""
+    ref = str(quick_world / "sd")
+    cfg = FinetuneConfig(method="full", lr_scheduler="cosine", **SMALL)
+    final = {"keep_steps": [4], "progress": False}
+    finetune.run(cfg, ref, tmp_path / "whole", **final)
+    finetune.run(cfg, ref, tmp_path / "resumed", progress=False, stop_after=2)
+    finetune.run(cfg, ref, tmp_path / "resumed", **final)
+    assert _max_diff(_final(tmp_path / "whole"), _final(tmp_path / "resumed")) <= 1e-5
+    constant = FinetuneConfig(method="full", **SMALL)
+    finetune.run(constant, ref, tmp_path / "constant", **final)
+    assert _max_diff(_final(tmp_path / "whole"), _final(tmp_path / "constant")) > 1e-4
+
+
 @pytest.mark.parametrize("method", ["lora", "dora"])
 @pytest.mark.parametrize("rank", [4, 8, 16])
 def test_trainable_parameters_follow_the_formula(method, rank, quick_world):
