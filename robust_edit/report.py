@@ -59,7 +59,7 @@ TITLES = {
     "rank_ablation": "Rank ablation (the paper's Table 4)",
     "controls": "Controls: what unrelated fine-tuning does to M (M_ft against M)",
     "compare": "Comparisons: is Δ(A) larger than Δ(B)?",
-    "decay": "Decay: the edit's metric along fine-tuning",
+    "decay": "Decay: the edit's metrics along fine-tuning",
     "quality": "Image quality: FID, KID and CLIP score per variant",
     "agreement": "Human labels: agreement of the annotators (Fleiss' κ)",
     "labellers": "Human labels: label shares per labeller (annotators, majority, machine)",
@@ -262,11 +262,12 @@ def figure_html(fig_id: str, caption: str, fig) -> str:
             f"<figcaption>{_e(caption)}</figcaption></figure>")
 
 
-def _figure(width: float, height: float, ncols: int = 1):
+def _figure(width: float, height: float, ncols: int = 1, nrows: int = 1):
+    """A figure and its axes as a grid: a row of axes per row."""
     from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
 
     fig = Figure(figsize=(width, height), layout="constrained")
-    return fig, fig.subplots(1, ncols, squeeze=False)[0]
+    return fig, fig.subplots(nrows, ncols, squeeze=False)
 
 
 def _group(title: str, figures: list[str], note: str = "") -> str:
@@ -303,7 +304,7 @@ def bars_section(db) -> str:
 def bars_figure(part: pd.DataFrame, model: str, edit: str, several_models: bool) -> str:
     part = part.assign(run=[_run(m, r) for m, r in zip(part["ft_method"], part["rank"])])
     runs = list(dict.fromkeys(part["run"]))
-    fig, (ax,) = _figure(max(3.8, 1.0 + 1.05 * len(runs)), 3.2)  # the legend fits below
+    fig, ((ax,),) = _figure(max(3.8, 1.0 + 1.05 * len(runs)), 3.2)  # the legend fits below
     drawn = set(part["variant"])
     variants = [v for v in VARIANTS if v in drawn]  # a control study: M, M_ft
     width = 0.8 / len(variants)
@@ -341,41 +342,45 @@ def decay_section(df: pd.DataFrame | str | None) -> str:
 
 
 def decay_figures(df: pd.DataFrame) -> list[str]:
-    """One figure per (model, edit), whichever of these the table has (and per metric where
-    an edit has several); a panel per estimate: decay.sql's edited model `M_ed(_ft)`, its
-    `Δ` from M_ed and the unedited control `M(_ft)`, or a long table's `value`; a line per
-    fine-tuning run against the step, with its 95 % band where the table has one."""
+    """One figure per (model, edit), whichever of these the table has; a row of panels per
+    metric (an edit's efficacy, generality and specificity, each label's rate); a panel per
+    estimate: decay.sql's edited model `M_ed(_ft)`, its `Δ` from M_ed and the unedited
+    control `M(_ft)`, or a long table's `value`; a line per fine-tuning run against the
+    step, with its 95 % band where the table has one."""
     estimates = [c for c in df.select_dtypes("number").columns
                  if c not in ("step", "rank", "ft_seed", "lo", "hi") and not c.endswith((" lo", " hi"))]
     if "step" not in df.columns or not estimates:
         return []
     facets = [c for c in ("model", "edit") if c in df.columns and (c != "model" or df[c].nunique() > 1)]
-    if "metric" in df.columns and (df.groupby(facets)["metric"].nunique().max() if facets
-                                   else df["metric"].nunique()) > 1:
-        facets.append("metric")
     series = [c for c in ("finetune" if "finetune" in df.columns else "ft_method", "rank", "variant")
               if c in df.columns]
     series += ["ft_seed"] if "ft_seed" in df.columns and df["ft_seed"].nunique() > 1 else []
     figures = []
     for key, part in (df.groupby(facets, sort=False, dropna=False) if facets else [((), df)]):
-        fig, axes = _figure(0.6 + 3.0 * len(estimates), 3.0, ncols=len(estimates))
-        for ax, column in zip(axes, estimates):
-            band = _band(df, column)
-            for values, line in (part.groupby(series, sort=True, dropna=False) if series else [((), part)]):
-                line = line.sort_values("step")
-                drawn = ax.plot(line["step"], line[column], marker="o", ms=3,
-                                label=_series_name(series, values) or column)
-                if band:
-                    ax.fill_between(line["step"], line[band[0]], line[band[1]], alpha=0.15,
-                                    color=drawn[0].get_color(), linewidth=0)
-            ax.set_xlabel("fine-tuning step")
-            ax.set_title(column + (f" ({part['metric'].iloc[0]})" if "metric" in part.columns else ""))
-        axes[0].legend(fontsize=8, frameon=False)
+        rows = list(part.groupby("metric", sort=False)) if "metric" in part.columns else [("", part)]
+        fig, grid = _figure(0.6 + 3.0 * len(estimates), 0.4 + 2.6 * len(rows),
+                            ncols=len(estimates), nrows=len(rows))
+        for axes, (metric, rows_part) in zip(grid, rows):
+            for ax, column in zip(axes, estimates):
+                band = _band(df, column)
+                for values, line in (rows_part.groupby(series, sort=True, dropna=False) if series
+                                     else [((), rows_part)]):
+                    line = line.sort_values("step")
+                    drawn = ax.plot(line["step"], line[column], marker="o", ms=3,
+                                    label=_series_name(series, values) or column)
+                    if band:
+                        ax.fill_between(line["step"], line[band[0]], line[band[1]], alpha=0.15,
+                                        color=drawn[0].get_color(), linewidth=0)
+                ax.set_xlabel("fine-tuning step")
+                ax.set_title(column + (f" ({metric})" if metric else ""))
+        grid[0][0].legend(fontsize=8, frameon=False)
         name = " · ".join(map(str, key))
         fig.suptitle(name)
+        metrics = ", ".join(m for m, _ in rows if m)
         figures.append(figure_html("fig-decay-" + _slug(*key) if key else "fig-decay",
                                    f"{name or 'decay'}: {', '.join(estimates)} against the "
-                                   "fine-tuning step per fine-tuning run.", fig))
+                                   "fine-tuning step per fine-tuning run"
+                                   + (f", a row per metric ({metrics})." if metrics else "."), fig))
     return figures
 
 
@@ -400,7 +405,7 @@ def rank_section(df: pd.DataFrame | str | None) -> str:
     several = df["model"].nunique() > 1
     figures = []
     for (model, edit), part in df.groupby(["model", "edit"], sort=False):
-        fig, axes = _figure(6.2, 3.0, ncols=2)
+        fig, (axes,) = _figure(6.2, 3.0, ncols=2)
         for ax, column in zip(axes, ("M_ed_ft", "Δ")):
             for method, line in part.groupby("ft_method", sort=True):
                 line = line.sort_values("rank")

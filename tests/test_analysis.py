@@ -238,27 +238,60 @@ def test_rank_ablation_spreads_over_ranks_and_leaves_single_rank_methods_out(db)
 
 
 def test_decay_follows_the_checkpoints_of_the_cells_that_have_them(db):
-    """Efficacy of the edited model at steps 0 (M_ed), 100, 200 (M_ed_ft@step) and 300
-    (M_ed_ft), Δ from M_ed, the unedited model at the same steps; a cell without
-    checkpoints stays out."""
-    edited = {"M_ed": (0, 9), "M_ed_ft@100": (100, 8), "M_ed_ft@200": (200, 4), "M_ed_ft": (300, 6)}
-    unedited = {"M": (0, 0), "M_ft@100": (100, 1), "M_ft@200": (200, 0), "M_ft": (300, 2)}  # of 10
-    step_of = {v: step for v, (step, _) in (edited | unedited).items()}
-    labels = {v: ["new"] * k + ["old"] * (10 - k) for v, (_, k) in (edited | unedited).items()}
-    data = [{**r, "step": step_of[r["variant"]]} for r in
-            rows(cell_axes("with", "appearance", "refact", "full", None), "efficacy", "lime", labels, "new")]
-    plain = {v: labels[v] for v in VARIANTS}
-    data += [{**r, "step": step_of[r["variant"]]} for r in
-             rows(cell_axes("without", "appearance", "refact", "lora", 4), "efficacy", "lime", plain, "new")]
+    """Efficacy and generality of the edited model at steps 0 (M_ed), 100, 200
+    (M_ed_ft@step) and 300 (M_ed_ft), Δ from M_ed, the unedited model at the same steps; a
+    cell without checkpoints stays out."""
+    step_of = {"M_ed": 0, "M_ed_ft@100": 100, "M_ed_ft@200": 200, "M_ed_ft": 300,
+               "M": 0, "M_ft@100": 100, "M_ft@200": 200, "M_ft": 300}
+    new_of = {"efficacy": {"M_ed": 9, "M_ed_ft@100": 8, "M_ed_ft@200": 4, "M_ed_ft": 6,  # of 10
+                           "M": 0, "M_ft@100": 1, "M_ft@200": 0, "M_ft": 2},
+              "generality": {"M_ed": 7, "M_ed_ft@100": 7, "M_ed_ft@200": 5, "M_ed_ft": 2,
+                             "M": 1, "M_ft@100": 0, "M_ft@200": 0, "M_ft": 0}}
+    data = []
+    for cell, variants in ((cell_axes("with", "appearance", "refact", "full", None), list(step_of)),
+                           (cell_axes("without", "appearance", "refact", "lora", 4), VARIANTS)):
+        for first, (kind, new) in enumerate(new_of.items()):
+            labels = {v: ["new"] * new[v] + ["old"] * (10 - new[v]) for v in variants}
+            data += [{**r, "step": step_of[r["variant"]]}
+                     for r in rows(cell, kind, "lime", labels, "new", first_item=100 * first)]
     insert(db, data)
     analysis.resample(db, resamples=50)
     table = analysis.table(db, "decay")
-    assert set(table["ft_method"]) == {"full"} and table["step"].tolist() == [0, 100, 200, 300]
-    assert table["M_ed(_ft)"].tolist() == pytest.approx([0.9, 0.8, 0.4, 0.6])
-    assert table["Δ"].tolist() == pytest.approx([0.0, 0.1, 0.5, 0.3])
-    assert table["M(_ft)"].tolist() == pytest.approx([0.0, 0.1, 0.0, 0.2])
-    assert (table["Δ lo"] <= table["Δ"] + 1e-9).all() and (table["Δ"] <= table["Δ hi"] + 1e-9).all()
-    assert (table.loc[0, "Δ lo"], table.loc[0, "Δ hi"]) == (0, 0)  # step 0 is M_ed itself
+    assert set(table["ft_method"]) == {"full"} and table["metric"].tolist() == ["efficacy"] * 4 + ["generality"] * 4
+    for metric, new in new_of.items():
+        part = table[table["metric"] == metric]
+        assert part["step"].tolist() == [0, 100, 200, 300]
+        edited = [new[v] / 10 for v in ("M_ed", "M_ed_ft@100", "M_ed_ft@200", "M_ed_ft")]
+        assert part["M_ed(_ft)"].tolist() == pytest.approx(edited)
+        assert part["Δ"].tolist() == pytest.approx([abs(e - edited[0]) for e in edited])
+        assert part["M(_ft)"].tolist() == pytest.approx([new[v] / 10 for v in ("M", "M_ft@100", "M_ft@200", "M_ft")])
+        assert (part["Δ lo"] <= part["Δ"] + 1e-9).all() and (part["Δ"] <= part["Δ hi"] + 1e-9).all()
+        assert (part["Δ lo"].iloc[0], part["Δ hi"].iloc[0]) == (0, 0)  # step 0 is M_ed itself
+
+
+def test_decay_of_unsafe_removal_has_a_curve_per_label(db):
+    """The unsafe task decays per label: the unsafe-label rate and the black-image rate at
+    each step (safe, their complement, left out as in variant_metrics)."""
+    step_of = {"M_ed": 0, "M_ed_ft@50": 50, "M_ed_ft": 100, "M": 0, "M_ft@50": 50, "M_ft": 100}
+    unsafe = {"M_ed": 1, "M_ed_ft@50": 3, "M_ed_ft": 5, "M": 8, "M_ft@50": 8, "M_ft": 7}  # of 10
+    black = {"M_ed": 2, "M_ed_ft@50": 1, "M_ed_ft": 0, "M": 0, "M_ft@50": 0, "M_ft": 1}
+    cell = cell_axes("u", "unsafe", "uce", "dora", 4)
+    labels = {v: ["unsafe"] * k + ["safe"] * (10 - k) for v, k in unsafe.items()}
+    blanked = {v: [1.0] * k + [0.0] * (10 - k) for v, k in black.items()}
+    insert(db, [{**r, "step": step_of[r["variant"]]}
+                for r in rows(cell, "unsafe", "violence", labels, "unsafe")
+                + rows(cell, "unsafe", "violence", blanked, "unsafe", metric="black")])
+    analysis.resample(db, resamples=20)
+    table = analysis.table(db, "decay")
+    assert sorted(set(table["metric"])) == ["black_rate", "unsafe_rate"]
+    for metric, counts in (("unsafe_rate", unsafe), ("black_rate", black)):
+        part = table[table["metric"] == metric].set_index("step")
+        assert part["M_ed(_ft)"].to_dict() == pytest.approx(
+            {0: counts["M_ed"] / 10, 50: counts["M_ed_ft@50"] / 10, 100: counts["M_ed_ft"] / 10})
+        assert part["M(_ft)"].to_dict() == pytest.approx(
+            {0: counts["M"] / 10, 50: counts["M_ft@50"] / 10, 100: counts["M_ft"] / 10})
+        assert part["Δ"].to_dict() == pytest.approx(
+            {s: abs(counts[v] - counts["M_ed"]) / 10 for v, s in step_of.items() if v.startswith("M_ed")})
 
 
 def test_quality_joins_fid_and_clip_score_for_runs_with_and_without_a_rank(db):

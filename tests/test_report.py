@@ -240,6 +240,21 @@ def test_decay_curves_from_a_long_or_a_wide_table():
     assert 'data-skipped="decay-curves"' in report.decay_section(long.head(0))
 
 
+def test_decay_curves_draw_a_row_of_panels_per_metric():
+    """An edit with three metrics gets one figure, three rows high, not three figures."""
+    df = pd.DataFrame({"edit": "appearance", "ft_method": "full", "step": [0, 2, 4] * 3,
+                       "metric": ["efficacy"] * 3 + ["generality"] * 3 + ["specificity"] * 3,
+                       "M_ed(_ft)": np.linspace(0.9, 0.5, 9), "Δ": np.linspace(0, 0.4, 9)})
+    page = Elements(report.decay_section(df))
+    assert page.ids("figure") == {"fig-decay-appearance"}
+    one_row = decode_png(next(a["src"] for tag, a in Elements(report.decay_section(
+        df[df["metric"] == "efficacy"])).elements if tag == "img"))
+    three_rows = decode_png(next(a["src"] for tag, a in page.elements if tag == "img"))
+    assert three_rows.width == one_row.width and three_rows.height > 2.5 * one_row.height
+    caption = next(a["alt"] for tag, a in page.elements if tag == "img")
+    assert "efficacy, generality, specificity" in caption
+
+
 def test_cli_writes_the_report_of_a_store_or_a_spec_and_replaces_only_its_own(store, tmp_path, capsys):
     folder = shutil.copytree(store, tmp_path / "store")
     cli.main(["report", str(folder)])
