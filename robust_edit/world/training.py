@@ -80,9 +80,9 @@ def encode_latents(vae, images: np.ndarray) -> torch.Tensor:
     return torch.cat(out)
 
 
-def _drop_padding(cond: torch.Tensor, ids: torch.Tensor, empty: torch.Tensor, eos_id: int,
-                  p: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Replace, for a share p of captions, the states from the first EOS on (EOS and the
+def _replace_padding(cond: torch.Tensor, ids: torch.Tensor, empty: torch.Tensor, eos_id: int,
+                     drop: torch.Tensor) -> torch.Tensor:
+    """Replace, for the captions in `drop`, the states from the first EOS on (EOS and the
     padding) by the empty caption's states at the same positions.
 
     SD's denoiser reads a prompt's content from the content tokens' own states (the
@@ -90,13 +90,11 @@ def _drop_padding(cond: torch.Tensor, ids: torch.Tensor, empty: torch.Tensor, eo
     text encoder (ReFACT) changes. Trained jointly with a 4-layer encoder, the world's UNet
     read everything from the EOS/padding states instead, which copy the caption at layer 0:
     giving "a lime" the final subject state of "a lemon" changed 2 % of images. With the
-    padding mostly uninformative in training, the content tokens carry the prompt. Returns
-    the states and which captions were dropped (SDXL's pooled EOS state goes with them).
+    padding mostly uninformative in training, the content tokens carry the prompt.
     """
     eos = (ids == eos_id).int().argmax(dim=1)
-    drop = torch.rand(len(ids), 1, generator=gen) < p
-    replace = drop & (torch.arange(ids.shape[1])[None, :] >= eos[:, None])
-    return torch.where(replace[..., None], empty[None], cond), drop
+    replace = drop[:, None] & (torch.arange(ids.shape[1])[None, :] >= eos[:, None])
+    return torch.where(replace[..., None], empty[None], cond)
 
 
 class Conditioning:
@@ -111,9 +109,11 @@ class Conditioning:
         self.encoders = {"sd": lambda: [make_text_encoder()],
                          "sdxl": lambda: [make_text_encoder(), make_text_encoder_2()],
                          "flux": lambda: [make_text_encoder(), make_t5_encoder(t5_vocab_size)]}[model]()
-        # Which encoder's token states the denoiser reads (padding dropout acts on them).
+        # Which encoder's token states the denoiser reads (padding dropout acts on them), and
+        # whether it is causal (CLIP: a state reads no later position; FLUX's T5 reads all).
         self.token_index = 1 if model == "flux" else 0
         self.token_encoder = self.encoders[self.token_index]
+        self.causal = model != "flux"
         # original size, crop top-left, target size: every world image is whole and 32 x 32.
         self.time_ids = torch.tensor([[V.IMAGE_SIZE, V.IMAGE_SIZE, 0, 0, V.IMAGE_SIZE, V.IMAGE_SIZE]],
                                      dtype=torch.float32)
@@ -128,6 +128,38 @@ class Conditioning:
         first, second = (enc(ids[0], output_hidden_states=True) for enc in self.encoders)
         states = torch.cat([first.hidden_states[-2], second.hidden_states[-2]], dim=-1)
         return states, {"text_embeds": second.text_embeds, "time_ids": self.time_ids.expand(len(ids[0]), -1)}
+
+
+def condition_dropping_padding(condition: Conditioning, ids: list[torch.Tensor],
+                               empty_ids: list[torch.Tensor], drop: torch.Tensor):
+    """A training batch's conditioning with padding dropout: for the captions in `drop`, the
+    token states from the first EOS on and the pooled state (the EOS state) are the empty
+    caption's (_replace_padding says why). A causal encoder's states before a caption's EOS
+    read nothing after it, so the dropped captions (most of a batch) are encoded only
+    through their last EOS: the same conditioning, and a third of an SDXL build's step
+    (benchmarks/README.md)."""
+    empty_states, empty_added = condition([e[None] for e in empty_ids])
+    eos_id = condition.token_encoder.config.eos_token_id
+    rows = [torch.arange(len(drop))]
+    if condition.causal:
+        rows = [r for r in (torch.nonzero(~drop)[:, 0], torch.nonzero(drop)[:, 0]) if len(r)]
+    states, added = [], []
+    for r in rows:
+        part = [x[r] for x in ids]
+        if condition.causal and drop[r[0]]:
+            part = [through_eos(x, eos_id) for x in part]
+        s, a = condition(part)  # the positions not encoded are replaced below
+        states.append(torch.cat([s, empty_states[:, s.shape[1]:].expand(len(r), -1, -1)], dim=1))
+        added.append(a)
+    order = torch.argsort(torch.cat(rows))
+    cond = _replace_padding(torch.cat(states)[order], ids[condition.token_index], empty_states[0], eos_id, drop)
+    if added[0] is None:
+        return cond, None
+    added = {k: torch.cat([a[k] for a in added])[order] for k in added[0]}
+    for key in ("text_embeds", "pooled"):  # the pooled state is the EOS state: dropped with the padding
+        if key in added:
+            added[key] = torch.where(drop[:, None], empty_added[key], added[key])
+    return cond, added
 
 
 def through_eos(ids: torch.Tensor, eos_id: int) -> torch.Tensor:
@@ -169,7 +201,6 @@ def train_diffusion(latents: torch.Tensor, input_ids: list[torch.Tensor], empty_
 
     condition = Conditioning(model, t5_vocab_size)
     denoiser = make_flux_transformer() if model == "flux" else make_unet(sdxl=model == "sdxl")
-    eos_id = condition.token_encoder.config.eos_token_id
     params = [p for m in (*condition.encoders, denoiser) for p in m.parameters()]
     opt = torch.optim.AdamW(params, lr=cfg.diffusion.lr, weight_decay=1e-2)
     lr_sched = get_cosine_schedule_with_warmup(opt, 200, max(cfg.diffusion.steps, 1))
@@ -182,18 +213,13 @@ def train_diffusion(latents: torch.Tensor, input_ids: list[torch.Tensor], empty_
     for _ in bar:
         idx = torch.randint(0, len(latents), (cfg.diffusion.batch,), generator=gen)
         ids = [x[idx].clone() for x in input_ids]
-        drop = torch.rand(len(idx), generator=gen) < cfg.caption_dropout
+        drop_caption = torch.rand(len(idx), generator=gen) < cfg.caption_dropout
         for x, empty in zip(ids, empty_ids):
-            x[drop] = empty
+            x[drop_caption] = empty
         z = latents[idx]
         noise, level = draw_noise(z, gen, cfg, flow=model == "flux")
-        states, added = condition(ids)
-        empty_states, empty_added = condition([e[None] for e in empty_ids])
-        cond, dropped = _drop_padding(states, ids[condition.token_index], empty_states[0], eos_id,
-                                      cfg.padding_dropout, gen)
-        for key in ("text_embeds", "pooled"):  # the pooled state is the EOS state: dropped with the padding
-            if added and key in added:
-                added[key] = torch.where(dropped, empty_added[key], added[key])
+        drop_padding = torch.rand(len(idx), generator=gen) < cfg.padding_dropout
+        cond, added = condition_dropping_padding(condition, ids, empty_ids, drop_padding)
         if model == "flux":
             loss = flow_matching_loss(denoiser, z, noise, level, cond, added["pooled"]).mean()
         else:

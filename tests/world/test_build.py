@@ -107,13 +107,50 @@ def test_padding_dropout_replaces_only_eos_and_padding_of_dropped_captions():
     ids = torch.tensor([[49406, 320, 11193, 49407, 49407, 49407],
                         [49406, 320, 49407, 49407, 49407, 49407]])
     cond, empty = torch.randn(2, 6, 3), torch.randn(6, 3)
-    gen = torch.Generator().manual_seed(0)
-    out, dropped = training._drop_padding(cond, ids, empty, 49407, 1.0, gen)
-    assert dropped.all()
+    out = training._replace_padding(cond, ids, empty, 49407, torch.tensor([True, True]))
     assert torch.equal(out[0, :3], cond[0, :3]) and torch.equal(out[0, 3:], empty[3:])
     assert torch.equal(out[1, :2], cond[1, :2]) and torch.equal(out[1, 2:], empty[2:])
-    out, dropped = training._drop_padding(cond, ids, empty, 49407, 0.0, gen)
-    assert torch.equal(out, cond) and not dropped.any()
+    out = training._replace_padding(cond, ids, empty, 49407, torch.tensor([False, True]))
+    assert torch.equal(out[0], cond[0]) and torch.equal(out[1, 2:], empty[2:])
+
+
+@pytest.mark.parametrize("model", ["sd", "sdxl", "flux"])
+def test_dropped_captions_encoded_through_their_eos_give_the_full_encodings_conditioning(model):
+    """The build encodes captions whose padding is dropped only through their last EOS: the
+    conditioning and its gradients equal encoding all 77 positions and then replacing them."""
+    from robust_edit.world.tokenizer import clip_tokenizer, t5_tokenizer
+
+    torch.manual_seed(0)
+    condition = training.Conditioning(model, t5_vocab_size=len(t5_tokenizer()))
+    toks = [clip_tokenizer()] + ([t5_tokenizer()] if model == "flux" else [])
+    captions = ["a big red circle on a white background, in ink style", "a lime", "", "a teacher", "a lemon"]
+    ids = [t(captions, padding="max_length", max_length=t.model_max_length, truncation=True,
+             return_tensors="pt").input_ids for t in toks]
+    empty_ids = [x[2] for x in ids]
+    drop = torch.tensor([True, False, True, True, False])
+    params = [p for e in condition.encoders for p in e.parameters()]
+
+    def grads(cond, added):
+        loss = (cond * torch.linspace(-1, 1, cond.shape[-1])).square().sum()
+        loss = loss + sum(v.square().sum() for k, v in (added or {}).items() if k != "time_ids")
+        return torch.autograd.grad(loss, params, allow_unused=True)
+
+    cond, added = training.condition_dropping_padding(condition, ids, empty_ids, drop)
+    full, full_added = condition(ids)  # the reference: every position encoded, then replaced
+    empty_states, empty_added = condition([e[None] for e in empty_ids])
+    eos_id = condition.token_encoder.config.eos_token_id
+    full = training._replace_padding(full, ids[condition.token_index], empty_states[0], eos_id, drop)
+    for key in ("text_embeds", "pooled"):
+        if full_added and key in full_added:
+            full_added[key] = torch.where(drop[:, None], empty_added[key], full_added[key])
+    assert cond.shape == full.shape and torch.allclose(cond, full, atol=1e-5)
+    assert (added is None) == (full_added is None)
+    for key in added or {}:
+        assert torch.allclose(added[key], full_added[key], atol=1e-5), key
+    for g, g_full in zip(grads(cond, added), grads(full, full_added)):
+        assert (g is None) == (g_full is None)
+        if g is not None:
+            assert torch.allclose(g, g_full, atol=1e-4, rtol=1e-4)
 
 
 def test_flux_pooled_state_is_the_same_without_the_padding():
