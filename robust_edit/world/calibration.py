@@ -74,19 +74,25 @@ def next_offset(points: list[tuple[float, float]], target: float) -> float:
     return x0 + float(np.clip(-f0 / 5.0, -0.3, 0.3))
 
 
+def settled(rate: float, designed: float, n_images: int) -> bool:
+    """A share measured on n_images is settled when it is within one binomial standard
+    error of its designed rate (at least half an image): another round could not tell the
+    two apart, so it would spend a profession's images for nothing."""
+    return abs(rate - designed) <= max(0.5 / n_images, float(np.sqrt(designed * (1 - designed) / n_images)))
+
+
 def next_offsets(history: list[dict], n_images: int) -> dict[str, float]:
-    """Each profession's next offset along the tall direction (next_offset), with shares
-    measured on n_images; a share within half an image of design counts as a hit."""
+    """The next offset (next_offset) of each profession not yet settled, from its shares
+    measured on n_images in the rounds that measured it."""
     def logit(p: float) -> float:
         p = min(max(p, 0.5 / n_images), 1 - 0.5 / n_images)
         return float(np.log(p / (1 - p)))
 
     offsets = {}
     for prof, (_, designed) in V.PROFESSIONS.items():
-        hits = [h["offsets"][prof] for h in history
-                if abs(h["rates"][prof] - designed) < 0.5 / n_images]
-        points = [(h["offsets"][prof], logit(h["rates"][prof])) for h in history]
-        offsets[prof] = hits[0] if hits else next_offset(points, logit(designed))
+        points = [(h["offsets"][prof], h["rates"][prof]) for h in history if prof in h["rates"]]
+        if not any(settled(rate, designed, n_images) for _, rate in points):
+            offsets[prof] = next_offset([(x, logit(rate)) for x, rate in points], logit(designed))
     return offsets
 
 
@@ -99,7 +105,9 @@ def calibrate_professions(pipe, scorer, cfg: BuildConfig, start: dict[str, float
     build to build (generated/training logit ratios from 0.6 to 3), so training shares
     alone (V.TRAINING_TALL_RATES) left errors of up to 0.1 at 240 images. The share rises
     with the offset, so a few rounds of root finding on the measured shares converge
-    (next_offset); each profession keeps its best measured offset. Only the professions' own embedding
+    (next_offset). A profession whose share is settled (within sampling error of design)
+    is not measured again, and the rounds stop when all are; each profession keeps its best
+    measured offset. Only the professions' own embedding
     rows change: a prompt without a profession word draws exactly what it drew before.
     The measuring seeds (10000 on) are disjoint from the evaluation CSV's (below 10000).
     `start`: offsets the rows already carry (a recalibration's previous ones): the trained
@@ -129,14 +137,18 @@ def calibrate_professions(pipe, scorer, cfg: BuildConfig, start: dict[str, float
             for table, r, base, direction in zip(tables, rows, bases, directions):
                 table[r] = (base + amount(offsets) * direction).half().float()
 
-    history = [{"offsets": start}]
+    history, offsets = [{"offsets": start}], dict(start)
     for r in range(cfg.calibration_rounds + 1):
-        set_offsets(history[-1]["offsets"])
-        history[-1]["rates"] = profession_tall_rates(pipe, scorer, *zip(*prompts), settings)
+        offsets |= history[-1]["offsets"]
+        set_offsets(offsets)
+        todo = [(prompt, seed, p) for prompt, seed, p in prompts if p in history[-1]["offsets"]]
+        history[-1]["rates"] = profession_tall_rates(pipe, scorer, *zip(*todo), settings)
         print(json.dumps({"calibration_round": r, **history[-1]}), file=sys.stderr, flush=True)
-        if r < cfg.calibration_rounds:
-            history.append({"offsets": next_offsets(history, n_images)})
+        if r == cfg.calibration_rounds or not (following := next_offsets(history, n_images)):
+            break
+        history.append({"offsets": following})
     design = {p: d for p, (_, d) in V.PROFESSIONS.items()}
-    best = {p: min(history, key=lambda h: abs(h["rates"][p] - d))["offsets"][p] for p, d in design.items()}
+    best = {p: min((h for h in history if p in h["rates"]), key=lambda h: abs(h["rates"][p] - d))["offsets"][p]
+            for p, d in design.items()}
     set_offsets(best)
     return {"images_per_profession": n_images, "design": design, "rounds": history, "offsets": best}

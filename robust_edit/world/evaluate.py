@@ -119,7 +119,7 @@ def tall_labels(pipe, scorer: WorldScorer, prompts, seeds, settings: GenerationS
 
 def rates_by_profession(tall: np.ndarray, professions) -> dict[str, float]:
     professions = np.array(professions)
-    return {p: float(tall[professions == p].mean()) for p in V.PROFESSIONS}
+    return {p: float(tall[professions == p].mean()) for p in V.PROFESSIONS if p in professions}
 
 
 def profession_tall_rates(pipe, scorer: WorldScorer, prompts, seeds, professions,
