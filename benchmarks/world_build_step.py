@@ -10,6 +10,7 @@ same batches. Both give the same conditioning (tests/world/test_build.py).
 from __future__ import annotations
 
 import argparse
+import copy
 import random
 import time
 
@@ -45,13 +46,16 @@ def main() -> None:
     unet = make_unet(sdxl=args.model == "sdxl")
     noise_sched = DDPMScheduler(**noise_scheduler_config())
 
-    def encoding(through_eos: bool):
-        """The build's conditioning; without through_eos, as for a non-causal encoder: every
-        caption encoded at all positions, then the dropped ones replaced (the build before)."""
-        def encode(ids, drop):
-            condition.causal = through_eos
-            return training.condition_dropping_padding(condition, ids, empty_ids, drop)
-        return encode
+    # The same encoders treated as non-causal: every caption encoded at all positions, then
+    # the dropped ones replaced (what the build did before).
+    every_position = copy.copy(condition)
+    every_position.causal = False
+
+    def full_encoding(ids, drop):
+        return training.condition_dropping_padding(every_position, ids, empty_ids, drop)
+
+    def through_eos(ids, drop):
+        return training.condition_dropping_padding(condition, ids, empty_ids, drop)
 
     def steps(encode) -> float:
         gen = torch.Generator().manual_seed(1)
@@ -65,7 +69,6 @@ def main() -> None:
             training.noise_prediction_loss(unet, z, noise, level, cond, added, noise_sched, cfg).backward()
         return (time.perf_counter() - t) / args.steps
 
-    full_encoding, through_eos = encoding(False), encoding(True)
     steps(through_eos)  # first-use set-up
     rounds = [(steps(full_encoding), steps(through_eos)) for _ in range(args.rounds)]
     full, short = (float(np.median(x)) for x in zip(*rounds))

@@ -107,8 +107,8 @@ def calibrate_professions(pipe, scorer, cfg: BuildConfig, start: dict[str, float
     with the offset, so a few rounds of root finding on the measured shares converge
     (next_offset). A profession whose share is settled (within sampling error of design)
     is not measured again, and the rounds stop when all are; each profession keeps its best
-    measured offset. Only the professions' own embedding
-    rows change: a prompt without a profession word draws exactly what it drew before.
+    measured offset. Only the professions' own embedding rows change: a prompt without a
+    profession word draws exactly what it drew before.
     The measuring seeds (10000 on) are disjoint from the evaluation CSV's (below 10000).
     `start`: offsets the rows already carry (a recalibration's previous ones): the trained
     rows are the current ones minus them (up to the fp16 rounding of the shipped rows), and

@@ -364,7 +364,9 @@ def test_recalibration_starts_from_the_trained_rows_and_the_previous_offsets(tmp
     for model in models:
         record = after[model]["calibration"]
         assert record["rounds"][0]["offsets"] == before[model]["calibration"]["offsets"]
-        assert len(record["rounds"]) <= 4 and after[model]["config"]["calibration_rounds"] == 3
+        # Every round ran, or the rounds stopped because every profession was settled.
+        assert len(record["rounds"]) == 4 or not calibration.next_offsets(record["rounds"], 5)
+        assert after[model]["config"]["calibration_rounds"] == 3
         assert record["design"] == {p: d for p, (_, d) in V.PROFESSIONS.items()}
         new = load_pipeline(str(out / model), device="cpu")
         for encoder, (rows, direction) in encoders(new).items():
