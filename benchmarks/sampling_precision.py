@@ -35,7 +35,8 @@ def main() -> None:
     seconds, images = {"fp32": [], "bf16": []}, {}
     for _ in range(args.rounds):
         for precision, times in seconds.items():
-            settings = GenerationSettings(steps=15, guidance=V.GUIDANCE, batch_size=args.images,
+            settings = GenerationSettings(steps=15, guidance=V.GUIDANCE, true_cfg=V.TRUE_CFG,
+                                          batch_size=args.images,
                                           precision=precision)
             t = time.perf_counter()
             images[precision] = generate_images(pipe, prompts, seeds, settings)

@@ -10,6 +10,7 @@ from pathlib import Path
 from robust_edit.atomic import claim_output, write_atomic
 from robust_edit.extras import MissingExtra
 from robust_edit.world.vocab import GUIDANCE as WORLD_GUIDANCE
+from robust_edit.world.vocab import TRUE_CFG as WORLD_TRUE_CFG
 
 
 def _world_build(args) -> None:
@@ -46,7 +47,7 @@ def _world_evaluate(args) -> None:
     from robust_edit.world.evaluate import evaluate_world
 
     report = evaluate_world(args.model, n_per_prompt=args.images, steps=args.steps,
-                            guidance=args.guidance, seed=args.seed)
+                            guidance=args.guidance, seed=args.seed, true_cfg=args.true_cfg)
     print(json.dumps(report, indent=2) if args.json else report)
 
 
@@ -56,7 +57,8 @@ def _world_grid(args) -> None:
     if Path(args.out).exists() and not args.force:  # before drawing: a file we may not own
         raise ValueError(f"--out {args.out}: exists; pass --force to replace it, or choose "
                          "another file")
-    path = prompt_grid(args.model, Path(args.out), steps=args.steps, guidance=args.guidance)
+    path = prompt_grid(args.model, Path(args.out), steps=args.steps, guidance=args.guidance,
+                       true_cfg=args.true_cfg)
     print(f"prompt grid written to {path}")
 
 
@@ -101,7 +103,7 @@ def _report(args) -> None:
 def _generate(args) -> None:
     from robust_edit.generate import GenerationSettings, generate_csv
 
-    settings = GenerationSettings(steps=args.steps, guidance=args.guidance,
+    settings = GenerationSettings(steps=args.steps, guidance=args.guidance, true_cfg=args.true_cfg,
                                   batch_size=args.batch_size, images_per_prompt=args.images)
     manifest = generate_csv(args.model, Path(args.prompts), Path(args.out), settings,
                             limit=args.limit, force=args.force)
@@ -124,6 +126,12 @@ def _number(kind: type, low: float, what: str):
 
 POSITIVE = _number(int, 1, "a positive integer")
 GUIDANCE = _number(float, 0, "a number >= 0 (classifier-free guidance scale)")
+
+
+def add_true_cfg(parser) -> None:
+    parser.add_argument("--true-cfg", action=argparse.BooleanOptionalAction, default=WORLD_TRUE_CFG,
+                        help="FLUX without a guidance embedding: guide by a negative-prompt pass "
+                             "(default: on, as the world's FLUX needs; FLUX.1-schnell samples unguided)")
 
 
 def add_config_options(parser: argparse.ArgumentParser, model: type) -> None:
@@ -291,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--images", type=POSITIVE, default=2, help="images per prompt")
     e.add_argument("--steps", type=POSITIVE, default=25)
     e.add_argument("--guidance", type=GUIDANCE, default=WORLD_GUIDANCE)
+    add_true_cfg(e)
     e.add_argument("--seed", type=int, default=1234)
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=_world_evaluate)
@@ -300,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--force", action="store_true", help="replace an existing --out file")
     g.add_argument("--steps", type=POSITIVE, default=25)
     g.add_argument("--guidance", type=GUIDANCE, default=WORLD_GUIDANCE)
+    add_true_cfg(g)
     g.set_defaults(func=_world_grid)
 
     q = sub.add_parser("quickstart", help="the main job: the quickstart sweep on the shipped world")
@@ -360,6 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--steps", type=POSITIVE, default=25)
     gen.add_argument("--guidance", type=GUIDANCE, default=WORLD_GUIDANCE,
                      help="classifier-free guidance (default: the world's; SD1.x uses 7.5)")
+    add_true_cfg(gen)
     gen.add_argument("--batch-size", type=POSITIVE, default=64)
     gen.add_argument("--images", type=POSITIVE, default=1, help="images per prompt")
     gen.add_argument("--limit", type=POSITIVE, help="only the first N rows")

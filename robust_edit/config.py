@@ -85,6 +85,9 @@ class RefactParams(Strict):
 class GenerationConfig(Strict):
     steps: int = Field(25, ge=1)
     guidance: float | None = Field(None, ge=0, description="default: the dataset's or the world's")
+    true_cfg: bool | None = Field(None, description=(
+        "FLUX without a guidance embedding: guide by a negative-prompt pass at `guidance` "
+        "(default: the data's: the world's FLUX yes, real data no, as FLUX.1-schnell samples unguided)"))
     batch_size: int = Field(64, ge=1)
     # Sampling under torch.autocast in this dtype (fp32: none). "auto" (robust_edit.resolve)
     # takes bf16 where the machine computes it natively, else fp32: on a CPU with AVX512-BF16

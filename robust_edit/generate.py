@@ -31,15 +31,20 @@ class GenerationSettings:
     batch_size: int = 64
     images_per_prompt: int = 1
     precision: str = "fp32"  # autocast dtype while sampling (GenerationConfig.precision)
+    true_cfg: bool = False  # FLUX without a guidance embedding: guide by a negative-prompt pass
 
 
 def settings_of(generation: GenerationConfig) -> GenerationSettings:
     """The settings a resolved GenerationConfig (robust_edit.resolve) draws with."""
-    if generation.precision == "auto":
-        raise ValueError("generation.precision 'auto': resolve the config first "
-                         "(robust_edit.resolve.generation picks this machine's)")
+    unresolved = [f"generation.{name} {value!r}" for name, value in
+                  (("precision", generation.precision), ("true_cfg", generation.true_cfg))
+                  if value in ("auto", None)]
+    if unresolved:
+        raise ValueError(f"{', '.join(unresolved)}: resolve the config first "
+                         "(robust_edit.resolve.generation fills in the data's and this machine's)")
     return GenerationSettings(steps=generation.steps, guidance=generation.guidance,
-                              batch_size=generation.batch_size, precision=generation.precision)
+                              batch_size=generation.batch_size, precision=generation.precision,
+                              true_cfg=generation.true_cfg)
 
 
 def generate_images(pipe, prompts: list[str], seeds: list[int], settings: GenerationSettings,
@@ -49,19 +54,33 @@ def generate_images(pipe, prompts: list[str], seeds: list[int], settings: Genera
         raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
     out = []
     device = pipe.device
-    # FLUX encodes prompts at one T5 length everywhere (models.flux_sequence_length).
-    extra = {"max_sequence_length": flux_sequence_length(pipe)} if hasattr(pipe, "transformer") else {}
+    extra = flux_sampling(pipe, settings)
     autocast = torch.autocast(device.type, dtype=AUTOCAST[settings.precision],
                               enabled=settings.precision != "fp32")
     for i in tqdm(range(0, len(prompts), settings.batch_size), desc=desc,
                   disable=len(prompts) <= settings.batch_size, mininterval=2):
         batch, batch_seeds = prompts[i:i + settings.batch_size], seeds[i:i + settings.batch_size]
         gens = [torch.Generator(device).manual_seed(int(s)) for s in batch_seeds]
+        if "true_cfg_scale" in extra:
+            extra["negative_prompt"] = [""] * len(batch)
         with torch.no_grad(), autocast:
             result = pipe(prompt=batch, generator=gens, num_inference_steps=settings.steps,
                           guidance_scale=settings.guidance, output_type="np", **extra)
         out.append((np.clip(result.images, 0, 1) * 255).round().astype(np.uint8))
     return np.concatenate(out) if out else np.zeros((0, 0, 0, 3), np.uint8)
+
+
+def flux_sampling(pipe, settings: GenerationSettings) -> dict:
+    """A FLUX pipeline's extra arguments: prompts encoded at one T5 length everywhere
+    (models.flux_sequence_length); with `true_cfg` on a transformer without a guidance
+    embedding (whose pipeline ignores guidance_scale), guidance by the empty negative prompt,
+    which the world's FLUX learnt through caption dropout."""
+    if not hasattr(pipe, "transformer"):
+        return {}
+    extra: dict = {"max_sequence_length": flux_sequence_length(pipe)}
+    if settings.true_cfg and settings.guidance > 1 and not pipe.transformer.config.guidance_embeds:
+        extra["true_cfg_scale"] = settings.guidance
+    return extra
 
 
 def read_prompt_csv(path: Path) -> list[dict]:

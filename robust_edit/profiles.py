@@ -59,6 +59,10 @@ class TaskDefaults:
     # FID/KID feature extractor (robust_edit.scorers.fid.load_extractor): torch-fidelity's
     # Inception, the standard, or a CLIP scorer reference whose image tower gives the features.
     fid_extractor: str = "inception-v3-compat"
+    # FLUX without a guidance embedding: guide by a second pass on the empty negative prompt
+    # (FluxPipeline's true_cfg_scale). FLUX.1-schnell is distilled to sample unguided; a FLUX
+    # trained with caption dropout and not distilled (the world's) needs it.
+    true_cfg: bool = False
 
 
 # The study's settings for real models and data (METHODS.md, the papers' reference code;

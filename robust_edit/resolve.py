@@ -87,11 +87,13 @@ def edit(cfg: EditConfig, model: str | None = None) -> EditConfig:
 
 
 def generation(cfg: GenerationConfig, dataset: str) -> GenerationConfig:
-    """Drawing prompts of `dataset`: guidance as configured, else the data's; precision
-    "auto" made this machine's (sampling_precision)."""
+    """Drawing prompts of `dataset`: guidance and true CFG as configured, else the data's;
+    precision "auto" made this machine's (sampling_precision)."""
     update = {}
     if cfg.guidance is None:
         update["guidance"] = defaults_for(dataset).guidance
+    if cfg.true_cfg is None:
+        update["true_cfg"] = defaults_for(dataset).true_cfg
     if cfg.precision == "auto":
         update["precision"] = sampling_precision()
     return cfg.model_copy(update=update)

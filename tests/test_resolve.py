@@ -165,10 +165,19 @@ def test_auto_precision_is_bf16_only_where_the_machine_computes_it(monkeypatch, 
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: cpu_bf16)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
     auto = GenerationConfig(precision="auto")
-    with pytest.raises(ValueError, match="precision 'auto': resolve"):
+    with pytest.raises(ValueError, match="precision 'auto', generation.true_cfg None: resolve"):
         settings_of(auto)
     resolved = resolve.generation(auto, "world:professions")
     assert resolved.precision == expected and settings_of(resolved).precision == expected
     assert resolve.generation(resolved, "world:professions") == resolved
     explicit = GenerationConfig(precision="bf16")
     assert resolve.generation(explicit, "world:professions").precision == "bf16"
+
+
+@pytest.mark.parametrize("dataset, true_cfg", [("world:unsafe", True), ("i2p", False)])
+def test_true_cfg_is_the_datas_unless_configured(dataset, true_cfg):
+    # The world's FLUX is not distilled and samples guided; FLUX.1-schnell on real data unguided.
+    from robust_edit.config import GenerationConfig
+
+    assert resolve.generation(GenerationConfig(), dataset).true_cfg is true_cfg
+    assert resolve.generation(GenerationConfig(true_cfg=not true_cfg), dataset).true_cfg is (not true_cfg)

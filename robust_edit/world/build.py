@@ -35,6 +35,7 @@ from robust_edit.world.training import (
 )
 
 QUICK = BuildConfig(n_images=256, vae=Schedule(steps=3, batch=8), diffusion=Schedule(steps=3, batch=8),
+                    flux_diffusion=Schedule(steps=3, batch=8),
                     calibration_rounds=1, calibration_images=5,
                     scorer_images=256, scorer=Schedule(steps=3, batch=16))
 

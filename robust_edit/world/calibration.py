@@ -114,7 +114,7 @@ def calibrate_professions(pipe, scorer, cfg: BuildConfig, start: dict[str, float
     rows are the current ones minus them (up to the fp16 rounding of the shipped rows), and
     the first round measures them.
     """
-    settings = GenerationSettings(steps=25, guidance=V.GUIDANCE, batch_size=128)
+    settings = GenerationSettings(steps=25, guidance=V.GUIDANCE, true_cfg=V.TRUE_CFG, batch_size=128)
     per_template = max(1, cfg.calibration_images // len(V.PROFESSION_TEMPLATES))
     n_images = per_template * len(V.PROFESSION_TEMPLATES)
     prompts = [(t.format(V.with_article(p)), 10_000 + j, p) for p in V.PROFESSIONS

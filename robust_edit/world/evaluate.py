@@ -225,16 +225,16 @@ def phenomena(pipe, scorer: WorldScorer, settings: GenerationSettings, n: int, s
 
 def evaluate_world(model_ref: str = "world:sd", n_per_prompt: int = 2, steps: int = 25,
                    guidance: float = V.GUIDANCE, seed: int = 1234, phenomena_images: int = 10,
-                   scorer_dir=None) -> dict:
+                   scorer_dir=None, true_cfg: bool = V.TRUE_CFG) -> dict:
     from robust_edit.models import load_pipeline
 
     pipe = load_pipeline(model_ref)
     scorer = WorldScorer(scorer_dir)
-    settings = GenerationSettings(steps=steps, guidance=guidance, batch_size=128)
+    settings = GenerationSettings(steps=steps, guidance=guidance, true_cfg=true_cfg, batch_size=128)
     images, truths = generate_heldout(pipe, n_per_prompt, settings, seed)
     return {
         "model": model_ref,
-        "settings": {"steps": steps, "guidance": guidance, "seed": seed,
+        "settings": {"steps": steps, "guidance": guidance, "true_cfg": true_cfg, "seed": seed,
                      "heldout_images": len(images)},
         "heldout_adherence": adherence(scorer, images, truths),
         "scorer_zero_shot_accuracy": scorer_accuracy(scorer),
@@ -255,7 +255,7 @@ GRID_PROMPTS = (
 
 
 def prompt_grid(model_ref: str, out, steps: int = 25, guidance: float = V.GUIDANCE, seed: int = 0,
-                cols: int = 6, scale: int = 3):
+                cols: int = 6, scale: int = 3, true_cfg: bool = V.TRUE_CFG):
     """A labelled grid of the model's images for GRID_PROMPTS (two seeds each)."""
     from PIL import Image, ImageDraw
 
@@ -264,7 +264,7 @@ def prompt_grid(model_ref: str, out, steps: int = 25, guidance: float = V.GUIDAN
     pipe = load_pipeline(model_ref)
     prompts = [p for p in GRID_PROMPTS for _ in range(2)]
     imgs = generate_images(pipe, prompts, [seed + i % 2 for i in range(len(prompts))],
-                           GenerationSettings(steps=steps, guidance=guidance, batch_size=128))
+                           GenerationSettings(steps=steps, guidance=guidance, true_cfg=true_cfg, batch_size=128))
     cell, label_h = V.IMAGE_SIZE * scale, 12
     w = cols * (2 * cell + 6)
     rows = (len(GRID_PROMPTS) + cols - 1) // cols

@@ -23,7 +23,7 @@ CORPUS = "captions"  # world:captions, the training-caption distribution
 CORPUS_CAP = 20_000
 
 DEFAULTS = TaskDefaults(
-    guidance=V.GUIDANCE, classifier="world:scorer",
+    guidance=V.GUIDANCE, true_cfg=V.TRUE_CFG, classifier="world:scorer",
     debias_attributes={h: 1 / len(V.HEIGHTS) for h in V.HEIGHTS},
     debias_texts={h: V.zero_shot_text("height", h) for h in V.HEIGHTS},
     unsafe_concepts=tuple(V.unsafe_words()),

@@ -202,16 +202,17 @@ def train_diffusion(latents: torch.Tensor, input_ids: list[torch.Tensor], empty_
     condition = Conditioning(model, t5_vocab_size)
     denoiser = make_flux_transformer() if model == "flux" else make_unet(sdxl=model == "sdxl")
     params = [p for m in (*condition.encoders, denoiser) for p in m.parameters()]
-    opt = torch.optim.AdamW(params, lr=cfg.diffusion.lr, weight_decay=1e-2)
-    lr_sched = get_cosine_schedule_with_warmup(opt, 200, max(cfg.diffusion.steps, 1))
+    schedule = cfg.denoiser_schedule(model)
+    opt = torch.optim.AdamW(params, lr=schedule.lr, weight_decay=1e-2)
+    lr_sched = get_cosine_schedule_with_warmup(opt, 200, max(schedule.steps, 1))
     ema = EMAModel(params, decay=cfg.ema_decay)
     noise_sched = DDPMScheduler(**noise_scheduler_config())
     gen = torch.Generator().manual_seed(cfg.seed + 2)
-    bar = tqdm(range(cfg.diffusion.steps), mininterval=2,
+    bar = tqdm(range(schedule.steps), mininterval=2,
                desc=f"train text encoder{'s' if len(condition.encoders) > 1 else ''} + "
                     f"{'transformer' if model == 'flux' else 'UNet'}")
     for _ in bar:
-        idx = torch.randint(0, len(latents), (cfg.diffusion.batch,), generator=gen)
+        idx = torch.randint(0, len(latents), (schedule.batch,), generator=gen)
         ids = [x[idx].clone() for x in input_ids]
         drop_caption = torch.rand(len(idx), generator=gen) < cfg.caption_dropout
         for x, empty in zip(ids, empty_ids):

@@ -52,7 +52,7 @@ def figures():
     start = time.time()
     rows = data.load("world:coco")[:2 * N]
     prompts, seeds = [r.prompt for r in rows[:N]], [r.evaluation_seed for r in rows[:N]]
-    settings = GenerationSettings(steps=STEPS, guidance=V.GUIDANCE, batch_size=100)
+    settings = GenerationSettings(steps=STEPS, guidance=V.GUIDANCE, true_cfg=V.TRUE_CFG, batch_size=100)
     reference = fid.reference_images("world:coco", slice(0, 2 * N))
     m_images = generate_images(load_pipeline("world:sd", device="cpu"), prompts, seeds, settings)
     run_dir = plain_full_finetune()

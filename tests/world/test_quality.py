@@ -38,7 +38,7 @@ def test_heldout_adherence_by_scorer(report):
 
 def test_heldout_adherence_by_pixel_checker(model):
     pipe = load_pipeline(model)
-    images, truths = E.generate_heldout(pipe, 2, GenerationSettings(guidance=V.GUIDANCE, batch_size=128), seed=1234)
+    images, truths = E.generate_heldout(pipe, 2, GenerationSettings(guidance=V.GUIDANCE, true_cfg=V.TRUE_CFG, batch_size=128), seed=1234)
     checks = [pixel_checker.check(img) for img in images]
     rates = {f: float(np.mean([c[f] == getattr(t, f) for c, t in zip(checks, truths)]))
              for f in E.ADHERENCE_FAMILIES}
