@@ -82,7 +82,7 @@ def test_shipped_flux_world_loads_by_reference_as_flux():
     assert type(pipe).__name__ == "FluxPipeline"
     assert models.family_of("world:flux") is models.FAMILIES["flux"]
     assert pipe.default_sample_size * pipe.vae_scale_factor == 32
-    assert models.flux_sequence_length(pipe) == 32
+    assert models.flux_sequence_length(pipe) == pipe.tokenizer_2.model_max_length == 16
     # The UCE layers the FLUX family edits exist and read what the encoders write.
     assert pipe.transformer.context_embedder.in_features == pipe.text_encoder_2.config.d_model
     assert pipe.transformer.time_text_embed.text_embedder.linear_1.in_features == (

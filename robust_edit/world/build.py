@@ -148,7 +148,9 @@ def build(out: Path, cfg: BuildConfig = BuildConfig(), *, only: str | None = Non
     # A partial rebuild (--only) keeps the other models' records; calibration is part of a model's.
     if only == "calibrate":
         for model in models:
-            records[model]["minutes"]["calibration"] = minutes[model]["calibration"]
+            parts = records[model]["minutes"]
+            parts["calibration"] = minutes[model]["calibration"]
+            parts["total"] = sum(v for k, v in parts.items() if k != "total")
             records[model]["config"].update({k: v for k, v in asdict(cfg).items() if k.startswith("calibration")})
     else:
         records.update({name: {"config": asdict(cfg), "minutes": m, "versions": versions}

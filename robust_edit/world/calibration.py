@@ -117,8 +117,10 @@ def calibrate_professions(pipe, scorer, cfg: BuildConfig, start: dict[str, float
     settings = GenerationSettings(steps=25, guidance=V.GUIDANCE, true_cfg=V.TRUE_CFG, batch_size=128)
     per_template = max(1, cfg.calibration_images // len(V.PROFESSION_TEMPLATES))
     n_images = per_template * len(V.PROFESSION_TEMPLATES)
-    prompts = [(t.format(V.with_article(p)), 10_000 + j, p) for p in V.PROFESSIONS
-               for t in V.PROFESSION_TEMPLATES for j in range(per_template)]
+    # Each template gets its own seeds: one seed under every template draws nearly one
+    # figure, so shared seeds would measure a share on a fifth of the images it counts.
+    prompts = [(t.format(V.with_article(p)), 10_000 + i * per_template + j, p) for p in V.PROFESSIONS
+               for i, t in enumerate(V.PROFESSION_TEMPLATES) for j in range(per_template)]
     # One offset per profession moves its row in every text encoder, each along its own
     # "tall" - "short" direction.
     encoders = calibration_encoders(pipe)

@@ -367,6 +367,9 @@ def test_recalibration_starts_from_the_trained_rows_and_the_previous_offsets(tmp
         # Every round ran, or the rounds stopped because every profession was settled.
         assert len(record["rounds"]) == 4 or not calibration.next_offsets(record["rounds"], 5)
         assert after[model]["config"]["calibration_rounds"] == 3
+        parts = after[model]["minutes"]  # the recalibration's minutes replace the first's
+        assert parts["calibration"] != before[model]["minutes"]["calibration"]
+        assert parts["total"] == pytest.approx(sum(v for k, v in parts.items() if k != "total"))
         assert record["design"] == {p: d for p, (_, d) in V.PROFESSIONS.items()}
         new = load_pipeline(str(out / model), device="cpu")
         for encoder, (rows, direction) in encoders(new).items():
