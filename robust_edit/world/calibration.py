@@ -117,8 +117,9 @@ def calibrate_professions(pipe, scorer, cfg: BuildConfig, start: dict[str, float
     settings = GenerationSettings(steps=25, guidance=V.GUIDANCE, true_cfg=V.TRUE_CFG, batch_size=128)
     per_template = max(1, cfg.calibration_images // len(V.PROFESSION_TEMPLATES))
     n_images = per_template * len(V.PROFESSION_TEMPLATES)
-    # Each template gets its own seeds: one seed under every template draws nearly one
-    # figure, so shared seeds would measure a share on a fifth of the images it counts.
+    # Each template gets its own seeds: one seed draws mostly the same figure under every
+    # template (two templates agreed on 88 % of seeds, 52 % if independent), so shared seeds
+    # would measure a share on little more than a fifth of the images it counts.
     prompts = [(t.format(V.with_article(p)), 10_000 + i * per_template + j, p) for p in V.PROFESSIONS
                for i, t in enumerate(V.PROFESSION_TEMPLATES) for j in range(per_template)]
     # One offset per profession moves its row in every text encoder, each along its own
