@@ -94,8 +94,8 @@ PERSON_BODY = "brown"  # a plain "person" figure
 # The world's sampling guidance (classifier-free guidance scale) for evaluation.
 GUIDANCE = 3.0
 # world:flux is not distilled as FLUX.1-schnell is: it samples with true classifier-free
-# guidance at GUIDANCE, as world:sd does (held-out shape 82 % unguided, 89 % guided; nouns'
-# looks 87 -> 97 %; docs/world-findings.md).
+# guidance at GUIDANCE, as world:sd does (the shipped build: held-out shape 90 % unguided,
+# 99 % guided; nouns' looks 92 -> 99 %; docs/world-findings.md).
 TRUE_CFG = True
 # Share of "tall" figures per profession in generator *training*, chosen so that the share
 # generated at GUIDANCE starts near the earlier design (the shipped world's training; the
