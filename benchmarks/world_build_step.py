@@ -1,6 +1,6 @@
 """The world build's training step (text encoders + UNet, forward and backward) with the
 build's conditioning (training.condition_dropping_padding: captions whose padding is dropped
-encoded only through their last EOS) against encoding every caption's 77 positions and then
+encoded only through their last EOS) against encoding every caption's positions and then
 replacing the dropped ones (what the build did before), side by side in one process, on the
 same batches. Both give the same conditioning (tests/world/test_build.py).
 
@@ -29,7 +29,7 @@ def main() -> None:
     from diffusers import DDPMScheduler
 
     from robust_edit.world import scenes, training
-    from robust_edit.world.architectures import make_unet, noise_scheduler_config
+    from robust_edit.world.architectures import CLIP_LENGTH, make_unet, noise_scheduler_config
     from robust_edit.world.build_config import BuildConfig
     from robust_edit.world.tokenizer import clip_tokenizer
 
@@ -38,7 +38,7 @@ def main() -> None:
     cfg = BuildConfig()
     rng = random.Random(0)
     captions = [scenes.sample_example(rng)[1] for _ in range(4096)]
-    tok = clip_tokenizer()
+    tok = clip_tokenizer(CLIP_LENGTH[args.model])
     all_ids = tok(captions + [""], padding="max_length", max_length=tok.model_max_length,
                   truncation=True, return_tensors="pt").input_ids
     input_ids, empty_ids = all_ids[:-1], [all_ids[-1]]
@@ -74,7 +74,7 @@ def main() -> None:
     full, short = (float(np.median(x)) for x in zip(*rounds))
     print(f"world:{args.model} training step, batch {cfg.diffusion.batch}, padding dropout "
           f"{cfg.padding_dropout}, {args.threads} threads, median of {args.rounds} rounds x {args.steps} steps")
-    print(f"every caption encoded at 77 positions: {full:.3f} s a step")
+    print(f"every caption encoded at {tok.model_max_length} positions: {full:.3f} s a step")
     print(f"dropped captions through their EOS:   {short:.3f} s a step")
     print(f"speed-up: {full / short:.2f} x; {cfg.diffusion.steps} build steps: "
           f"{full * cfg.diffusion.steps / 60:.1f} -> {short * cfg.diffusion.steps / 60:.1f} minutes")

@@ -17,12 +17,19 @@ def make_vae():
         block_out_channels=(16, 32, 64), layers_per_block=1, norm_num_groups=16)
 
 
-def make_text_encoder():
+# The CLIP sequence length (tokenizer and position embeddings) per world model. SD and FLUX
+# keep CLIP's 77. The SDXL world reads 32: the world's longest caption or dataset prompt is
+# 17 tokens (a test keeps it under 32), and its UNet cross-attends over every position, so
+# 77 made its training step 1.3x as slow for padding alone (docs/world-findings.md).
+CLIP_LENGTH = {"sd": 77, "sdxl": 32, "flux": 77}
+
+
+def make_text_encoder(max_length: int = 77):
     from transformers import CLIPTextConfig, CLIPTextModel
 
     return CLIPTextModel(CLIPTextConfig(
         vocab_size=49408, hidden_size=64, intermediate_size=256, num_hidden_layers=4,
-        num_attention_heads=4, max_position_embeddings=77, hidden_act="quick_gelu",
+        num_attention_heads=4, max_position_embeddings=max_length, hidden_act="quick_gelu",
         projection_dim=64, bos_token_id=49406, eos_token_id=49407, pad_token_id=49407))
 
 
@@ -33,7 +40,7 @@ def make_text_encoder_2():
 
     return CLIPTextModelWithProjection(CLIPTextConfig(
         vocab_size=49408, hidden_size=32, intermediate_size=128, num_hidden_layers=4,
-        num_attention_heads=4, max_position_embeddings=77, hidden_act="gelu",
+        num_attention_heads=4, max_position_embeddings=CLIP_LENGTH["sdxl"], hidden_act="gelu",
         projection_dim=SDXL_POOLED_DIM, bos_token_id=49406, eos_token_id=49407, pad_token_id=49407))
 
 

@@ -23,7 +23,7 @@ import torch
 
 from robust_edit.atomic import write_atomic
 from robust_edit.world import scorer as world_scorer
-from robust_edit.world.architectures import noise_scheduler_config
+from robust_edit.world.architectures import CLIP_LENGTH, noise_scheduler_config
 from robust_edit.world.build_config import BuildConfig, Schedule
 from robust_edit.world.calibration import calibrate_professions, calibration_encoders
 from robust_edit.world.training import (
@@ -60,7 +60,7 @@ def train_pipeline(cfg: BuildConfig, model: str):
     torch.manual_seed(cfg.seed)  # each model's training starts from the same state
     t0 = time.time()
     images, captions, _ = render_training_set(cfg)
-    tokenizers = [clip_tokenizer()] + ([t5_tokenizer()] if model == "flux" else [])
+    tokenizers = [clip_tokenizer(CLIP_LENGTH[model])] + ([t5_tokenizer()] if model == "flux" else [])
     ids = [tok(captions + [""], padding="max_length", max_length=tok.model_max_length,
                truncation=True, return_tensors="pt").input_ids for tok in tokenizers]
     input_ids, empty_ids = [x[:-1] for x in ids], [x[-1] for x in ids]

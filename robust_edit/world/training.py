@@ -16,6 +16,7 @@ from robust_edit.world import scenes
 from robust_edit.world import scorer as world_scorer
 from robust_edit.world import vocab as V
 from robust_edit.world.architectures import (
+    CLIP_LENGTH,
     make_flux_transformer,
     make_t5_encoder,
     make_text_encoder,
@@ -107,7 +108,7 @@ class Conditioning:
     def __init__(self, model: str, t5_vocab_size: int = 0):
         self.model = model
         self.encoders = {"sd": lambda: [make_text_encoder()],
-                         "sdxl": lambda: [make_text_encoder(), make_text_encoder_2()],
+                         "sdxl": lambda: [make_text_encoder(CLIP_LENGTH["sdxl"]), make_text_encoder_2()],
                          "flux": lambda: [make_text_encoder(), make_t5_encoder(t5_vocab_size)]}[model]()
         # Which encoder's token states the denoiser reads (padding dropout acts on them), and
         # whether it is causal (CLIP: a state reads no later position; FLUX's T5 reads all).

@@ -117,12 +117,13 @@ def test_padding_dropout_replaces_only_eos_and_padding_of_dropped_captions():
 @pytest.mark.parametrize("model", ["sd", "sdxl", "flux"])
 def test_dropped_captions_encoded_through_their_eos_give_the_full_encodings_conditioning(model):
     """The build encodes captions whose padding is dropped only through their last EOS: the
-    conditioning and its gradients equal encoding all 77 positions and then replacing them."""
+    conditioning and its gradients equal encoding every position and then replacing them."""
+    from robust_edit.world.architectures import CLIP_LENGTH
     from robust_edit.world.tokenizer import clip_tokenizer, t5_tokenizer
 
     torch.manual_seed(0)
     condition = training.Conditioning(model, t5_vocab_size=len(t5_tokenizer()))
-    toks = [clip_tokenizer()] + ([t5_tokenizer()] if model == "flux" else [])
+    toks = [clip_tokenizer(CLIP_LENGTH[model])] + ([t5_tokenizer()] if model == "flux" else [])
     captions = ["a big red circle on a white background, in ink style", "a lime", "", "a teacher", "a lemon"]
     ids = [t(captions, padding="max_length", max_length=t.model_max_length, truncation=True,
              return_tensors="pt").input_ids for t in toks]
@@ -169,21 +170,38 @@ def test_flux_pooled_state_is_the_same_without_the_padding():
         assert torch.allclose(encoder(short).pooler_output, encoder(ids).pooler_output, atol=1e-5)
 
 
-def test_every_world_text_fits_the_t5_sequence_length():
-    """The FLUX world's T5 length is the world's longest text, not FLUX's 256: a caption or
-    dataset prompt longer than it would be cut."""
+def _world_texts() -> list[str]:
+    """A large sample of the world's captions and every dataset prompt."""
     from robust_edit.world import datasets, scenes
-    from robust_edit.world.tokenizer import t5_tokenizer
 
-    tok = t5_tokenizer()
     rng = random.Random(0)
     texts = [cap for _, cap, _ in (scenes.sample_example(rng) for _ in range(30000))]
     for file, _, _ in datasets.DATASETS.values():
         with open(datasets.DATA_DIR / file, newline="") as f:
             texts += [cell for row in csv.reader(f) for cell in row if " " in cell and not cell.startswith("{")]
+    return texts
+
+
+def test_every_world_text_fits_the_t5_sequence_length():
+    """The FLUX world's T5 length is the world's longest text, not FLUX's 256: a caption or
+    dataset prompt longer than it would be cut."""
+    from robust_edit.world.tokenizer import t5_tokenizer
+
+    tok, texts = t5_tokenizer(), _world_texts()
     lengths = [len(ids) for ids in tok(texts).input_ids]
     assert max(lengths) <= tok.model_max_length, texts[int(np.argmax(lengths))]
     assert max(lengths) >= tok.model_max_length - 2  # and not much longer than needed
+
+
+def test_every_world_text_fits_the_sdxl_worlds_clip_length_with_room():
+    """The SDXL world reads 32 CLIP positions, not 77: every world text fits, with room for a
+    user's longer prompt (a caption longer than the length would be cut)."""
+    from robust_edit.world.architectures import CLIP_LENGTH
+    from robust_edit.world.tokenizer import clip_tokenizer
+
+    texts = _world_texts()
+    lengths = [len(ids) for ids in clip_tokenizer()(texts).input_ids]
+    assert max(lengths) <= CLIP_LENGTH["sdxl"] - 10, texts[int(np.argmax(lengths))]
 
 
 @pytest.mark.parametrize("tokenizer", ["clip_tokenizer", "t5_tokenizer"])
