@@ -22,10 +22,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
 
-    from robust_edit.generate import GenerationSettings, generate_images
+    from robust_edit.generate import generate_images
     from robust_edit.models import load_pipeline
     from robust_edit.resolve import sampling_precision
     from robust_edit.world import vocab as V
+    from robust_edit.world.sampling import world_sampling
 
     torch.set_num_threads(args.threads)
     pipe = load_pipeline("world:sd")
@@ -35,9 +36,7 @@ def main() -> None:
     seconds, images = {"fp32": [], "bf16": []}, {}
     for _ in range(args.rounds):
         for precision, times in seconds.items():
-            settings = GenerationSettings(steps=15, guidance=V.GUIDANCE, true_cfg=V.TRUE_CFG,
-                                          batch_size=args.images,
-                                          precision=precision)
+            settings = world_sampling(steps=15, batch_size=args.images, precision=precision)
             t = time.perf_counter()
             images[precision] = generate_images(pipe, prompts, seeds, settings)
             times.append(time.perf_counter() - t)

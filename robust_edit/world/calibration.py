@@ -10,10 +10,10 @@ import sys
 import numpy as np
 import torch
 
-from robust_edit.generate import GenerationSettings
 from robust_edit.world import vocab as V
 from robust_edit.world.build_config import BuildConfig
 from robust_edit.world.evaluate import profession_tall_rates
+from robust_edit.world.sampling import world_sampling
 
 
 def profession_token_ids(tokenizer) -> list[int]:
@@ -114,7 +114,7 @@ def calibrate_professions(pipe, scorer, cfg: BuildConfig, start: dict[str, float
     rows are the current ones minus them (up to the fp16 rounding of the shipped rows), and
     the first round measures them.
     """
-    settings = GenerationSettings(steps=25, guidance=V.GUIDANCE, true_cfg=V.TRUE_CFG, batch_size=128)
+    settings = world_sampling(steps=25)
     per_template = max(1, cfg.calibration_images // len(V.PROFESSION_TEMPLATES))
     n_images = per_template * len(V.PROFESSION_TEMPLATES)
     # Each template gets its own seeds: one seed draws mostly the same figure under every

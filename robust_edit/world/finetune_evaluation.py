@@ -17,11 +17,12 @@ import random
 
 import numpy as np
 
-from robust_edit.generate import GenerationSettings, generate_images
+from robust_edit.generate import generate_images
 from robust_edit.world import scenes
 from robust_edit.world import vocab as V
 from robust_edit.world.adherence import WorldAdherence
 from robust_edit.world.render import Scene, render
+from robust_edit.world.sampling import world_sampling
 
 
 def style_report(pipe, scorer, n: int = 120, seed: int = 0) -> dict:
@@ -29,7 +30,7 @@ def style_report(pipe, scorer, n: int = 120, seed: int = 0) -> dict:
 
     rows = data.load("world:coco")[:n]
     images = generate_images(pipe, [r.prompt for r in rows], [seed + r.evaluation_seed for r in rows],
-                             GenerationSettings(guidance=V.GUIDANCE, true_cfg=V.TRUE_CFG, batch_size=128),
+                             world_sampling(),
                              desc="style prompts")
     styled = np.array(scorer.classify(images, "style", list(V.STYLE_LABELS))) == V.STYLE_NAME
     scores = WorldAdherence(scorer.ref).score(images, [{"item": i, "prompt": r.prompt}
@@ -65,7 +66,7 @@ def subject_classifier_accuracy(scorer, subject: str, n: int = 64, seed: int = 1
 
 def dreambooth_report(pipe, scorer, subject: str, n: int = 30, seed: int = 0) -> dict:
     cls = V.SUBJECTS[subject]["class_noun"]
-    settings = GenerationSettings(guidance=V.GUIDANCE, true_cfg=V.TRUE_CFG, batch_size=128)
+    settings = world_sampling()
     seeds = [seed + i for i in range(n)]
     instance = generate_images(pipe, [f"a {V.SUBJECT_TOKEN} {cls}"] * n, seeds, settings)
     klass = generate_images(pipe, [f"a {cls}"] * n, seeds, settings)

@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 
 from robust_edit import data
-from robust_edit.generate import GenerationSettings, generate_images
+from robust_edit.generate import generate_images
 from robust_edit.models import load_pipeline
 from robust_edit.scorers import fid
 from robust_edit.world import vocab as V
 from robust_edit.world.profile import WORLD
+from robust_edit.world.sampling import world_sampling
 
 N = 300
 STEPS = 15
@@ -52,7 +53,7 @@ def figures():
     start = time.time()
     rows = data.load("world:coco")[:2 * N]
     prompts, seeds = [r.prompt for r in rows[:N]], [r.evaluation_seed for r in rows[:N]]
-    settings = GenerationSettings(steps=STEPS, guidance=V.GUIDANCE, true_cfg=V.TRUE_CFG, batch_size=100)
+    settings = world_sampling(steps=STEPS, batch_size=100)
     reference = fid.reference_images("world:coco", slice(0, 2 * N))
     m_images = generate_images(load_pipeline("world:sd", device="cpu"), prompts, seeds, settings)
     run_dir = plain_full_finetune()

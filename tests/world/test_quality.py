@@ -7,11 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from robust_edit.generate import GenerationSettings
 from robust_edit.models import load_pipeline
 from robust_edit.world import evaluate as E
-from robust_edit.world import vocab as V
 from robust_edit.world.profile import WORLD
+from robust_edit.world.sampling import world_sampling
 from tests.world import pixel_checker
 
 pytestmark = pytest.mark.slow
@@ -38,7 +37,7 @@ def test_heldout_adherence_by_scorer(report):
 
 def test_heldout_adherence_by_pixel_checker(model):
     pipe = load_pipeline(model)
-    images, truths = E.generate_heldout(pipe, 2, GenerationSettings(guidance=V.GUIDANCE, true_cfg=V.TRUE_CFG, batch_size=128), seed=1234)
+    images, truths = E.generate_heldout(pipe, 2, world_sampling(), seed=1234)
     checks = [pixel_checker.check(img) for img in images]
     rates = {f: float(np.mean([c[f] == getattr(t, f) for c, t in zip(checks, truths)]))
              for f in E.ADHERENCE_FAMILIES}
