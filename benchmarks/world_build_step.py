@@ -1,8 +1,10 @@
 """The world build's training step (text encoders + UNet, forward and backward) with the
 build's conditioning (training.condition_dropping_padding: captions whose padding is dropped
 encoded only through their last EOS) against encoding every caption's positions and then
-replacing the dropped ones (what the build did before), side by side in one process, on the
-same batches. Both give the same conditioning (tests/world/test_build.py).
+replacing the dropped ones (what the build did before), and for world:sdxl against the
+build's step at CLIP's 77 positions (it reads 32: architectures.CLIP_LENGTH), side by side
+in one process, on the same batches. The first two give the same conditioning
+(tests/world/test_build.py).
 
     python benchmarks/world_build_step.py [--model sd|sdxl] [--steps 10] [--rounds 2] [--threads 2]
 """
@@ -29,7 +31,13 @@ def main() -> None:
     from diffusers import DDPMScheduler
 
     from robust_edit.world import scenes, training
-    from robust_edit.world.architectures import CLIP_LENGTH, make_unet, noise_scheduler_config
+    from robust_edit.world.architectures import (
+        CLIP_LENGTH,
+        make_text_encoder,
+        make_text_encoder_2,
+        make_unet,
+        noise_scheduler_config,
+    )
     from robust_edit.world.build_config import BuildConfig
     from robust_edit.world.tokenizer import clip_tokenizer
 
@@ -38,26 +46,34 @@ def main() -> None:
     cfg = BuildConfig()
     rng = random.Random(0)
     captions = [scenes.sample_example(rng)[1] for _ in range(4096)]
-    tok = clip_tokenizer(CLIP_LENGTH[args.model])
-    all_ids = tok(captions + [""], padding="max_length", max_length=tok.model_max_length,
-                  truncation=True, return_tensors="pt").input_ids
-    input_ids, empty_ids = all_ids[:-1], [all_ids[-1]]
+
+    def token_ids(length: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(every caption's ids, [the empty caption's]) padded to `length`."""
+        ids = clip_tokenizer(length)(captions + [""], padding="max_length", max_length=length,
+                                     truncation=True, return_tensors="pt").input_ids
+        return ids[:-1], [ids[-1]]
+
+    length = CLIP_LENGTH[args.model]
     condition = training.Conditioning(args.model)
     unet = make_unet(sdxl=args.model == "sdxl")
     noise_sched = DDPMScheduler(**noise_scheduler_config())
 
-    # The same encoders treated as non-causal: every caption encoded at all positions, then
-    # the dropped ones replaced (what the build did before).
+    # (name, conditioning, token ids): the build's; the same encoders treated as non-causal,
+    # every caption encoded at all positions and the dropped ones then replaced (what the
+    # build did before dc14500); for world:sdxl, the build's at CLIP's 77 positions (what it
+    # read before it read 32).
     every_position = copy.copy(condition)
     every_position.causal = False
+    arms = [(f"the build's ({length} positions, dropped captions through their EOS)", condition, token_ids(length)),
+            (f"every caption encoded at all {length} positions", every_position, token_ids(length))]
+    if length != 77:
+        at_77 = copy.copy(condition)
+        at_77.encoders = [make_text_encoder(77), make_text_encoder_2(77)]
+        at_77.token_encoder = at_77.encoders[at_77.token_index]
+        arms.append(("the build's at CLIP's 77 positions", at_77, token_ids(77)))
 
-    def full_encoding(ids, drop):
-        return training.condition_dropping_padding(every_position, ids, empty_ids, drop)
-
-    def through_eos(ids, drop):
-        return training.condition_dropping_padding(condition, ids, empty_ids, drop)
-
-    def steps(encode) -> float:
+    def steps(condition, ids) -> float:
+        input_ids, empty_ids = ids
         gen = torch.Generator().manual_seed(1)
         t = time.perf_counter()
         for _ in range(args.steps):
@@ -65,20 +81,18 @@ def main() -> None:
             z = torch.randn(len(idx), 4, 8, 8, generator=gen)
             noise, level = training.draw_noise(z, gen, cfg, flow=False)
             drop = torch.rand(len(idx), generator=gen) < cfg.padding_dropout
-            cond, added = encode([input_ids[idx]], drop)
+            cond, added = training.condition_dropping_padding(condition, [input_ids[idx]], empty_ids, drop)
             training.noise_prediction_loss(unet, z, noise, level, cond, added, noise_sched, cfg).backward()
         return (time.perf_counter() - t) / args.steps
 
-    steps(through_eos)  # first-use set-up
-    rounds = [(steps(full_encoding), steps(through_eos)) for _ in range(args.rounds)]
-    full, short = (float(np.median(x)) for x in zip(*rounds))
+    steps(*arms[0][1:])  # first-use set-up
+    rounds = [[steps(cond, ids) for _, cond, ids in arms] for _ in range(args.rounds)]
+    seconds = [float(np.median(x)) for x in zip(*rounds)]
     print(f"world:{args.model} training step, batch {cfg.diffusion.batch}, padding dropout "
           f"{cfg.padding_dropout}, {args.threads} threads, median of {args.rounds} rounds x {args.steps} steps")
-    print(f"every caption encoded at {tok.model_max_length} positions: {full:.3f} s a step")
-    print(f"dropped captions through their EOS:   {short:.3f} s a step")
-    print(f"speed-up: {full / short:.2f} x; {cfg.diffusion.steps} build steps: "
-          f"{full * cfg.diffusion.steps / 60:.1f} -> {short * cfg.diffusion.steps / 60:.1f} minutes")
-
+    for (name, _, _), sec in zip(arms, seconds):
+        print(f"{name}: {sec:.3f} s a step ({sec * cfg.diffusion.steps / 60:.1f} minutes for "
+              f"{cfg.diffusion.steps} build steps), {sec / seconds[0]:.2f} x the build's")
 
 if __name__ == "__main__":
     main()

@@ -71,6 +71,11 @@ def test_shipped_sdxl_world_loads_by_reference_as_sdxl():
         assert mlp(getattr(pipe, name), models.FAMILIES["sdxl"], layers - 1)[1].out_features == (
             getattr(pipe, name).config.hidden_size)
     assert pipe.tokenizer_2("a red circle").input_ids[:3] == [49406, 320, 736]
+    # The pipeline pads prompts to its tokenizers' length: the encoders were trained at it.
+    from robust_edit.world.architectures import CLIP_LENGTH
+
+    for tok, enc in ((pipe.tokenizer, pipe.text_encoder), (pipe.tokenizer_2, pipe.text_encoder_2)):
+        assert tok.model_max_length == enc.config.max_position_embeddings == CLIP_LENGTH["sdxl"]
 
 
 def test_shipped_flux_world_loads_by_reference_as_flux():

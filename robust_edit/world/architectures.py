@@ -33,14 +33,14 @@ def make_text_encoder(max_length: int = 77):
         projection_dim=64, bos_token_id=49406, eos_token_id=49407, pad_token_id=49407))
 
 
-def make_text_encoder_2():
+def make_text_encoder_2(max_length: int = CLIP_LENGTH["sdxl"]):
     """SDXL's second encoder: a CLIP text model with a projection, whose projected EOS state
     is the pooled text embedding SDXL's UNet adds to its time embedding."""
     from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 
     return CLIPTextModelWithProjection(CLIPTextConfig(
         vocab_size=49408, hidden_size=32, intermediate_size=128, num_hidden_layers=4,
-        num_attention_heads=4, max_position_embeddings=CLIP_LENGTH["sdxl"], hidden_act="gelu",
+        num_attention_heads=4, max_position_embeddings=max_length, hidden_act="gelu",
         projection_dim=SDXL_POOLED_DIM, bos_token_id=49406, eos_token_id=49407, pad_token_id=49407))
 
 
