@@ -20,7 +20,8 @@ def make_vae():
 # The CLIP sequence length (tokenizer and position embeddings) per world model. SD and FLUX
 # keep CLIP's 77. The SDXL world reads 32: the world's longest caption or dataset prompt is
 # 17 tokens (a test keeps it under 32), and its UNet cross-attends over every position, so
-# 77 made its training step 1.3x as slow for padding alone (docs/world-findings.md).
+# 77 made its training step 1.1-1.3x as slow for padding alone (benchmarks/world_build_step.py;
+# the build: 67 minutes at 77, 47 at 32).
 CLIP_LENGTH = {"sd": 77, "sdxl": 32, "flux": 77}
 
 
