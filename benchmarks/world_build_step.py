@@ -1,9 +1,10 @@
 """The world build's training step (text encoders + UNet, forward and backward) with the
 build's conditioning (training.condition_dropping_padding: captions whose padding is dropped
-encoded only through their last EOS) against encoding every caption's positions and then
-replacing the dropped ones (what the build did before), and for world:sdxl against the
-build's step at CLIP's 77 positions (it reads 32: architectures.CLIP_LENGTH), side by side
-in one process, on the same batches. The first two give the same conditioning
+encoded only through their last EOS) against encoding every position of every caption at the
+build's length and then replacing the dropped ones (how the build encoded before dc14500),
+and for world:sdxl against the build's step at CLIP's 77 positions (it reads 32:
+architectures.CLIP_LENGTH), side by side in one process, on the same batches, each round
+starting with the next arm. The first two give the same conditioning
 (tests/world/test_build.py).
 
     python benchmarks/world_build_step.py [--model sd|sdxl] [--steps 10] [--rounds 2] [--threads 2]
@@ -59,16 +60,16 @@ def main() -> None:
     noise_sched = DDPMScheduler(**noise_scheduler_config())
 
     # (name, conditioning, token ids): the build's; the same encoders treated as non-causal,
-    # every caption encoded at all positions and the dropped ones then replaced (what the
-    # build did before dc14500); for world:sdxl, the build's at CLIP's 77 positions (what it
-    # read before it read 32).
+    # every caption encoded at all positions and the dropped ones then replaced (how the
+    # build encoded before dc14500); for world:sdxl, the build's at CLIP's 77 positions (what
+    # it read before it read 32).
     every_position = copy.copy(condition)
     every_position.causal = False
     arms = [(f"the build's ({length} positions, dropped captions through their EOS)", condition, token_ids(length)),
             (f"every caption encoded at all {length} positions", every_position, token_ids(length))]
-    if length != 77:
+    if length != CLIP_LENGTH["sd"]:
         at_77 = copy.copy(condition)
-        at_77.encoders = [make_text_encoder(77), make_text_encoder_2(77)]
+        at_77.encoders = [make_text_encoder(CLIP_LENGTH["sd"]), make_text_encoder_2(CLIP_LENGTH["sd"])]
         at_77.token_encoder = at_77.encoders[at_77.token_index]
         arms.append(("the build's at CLIP's 77 positions", at_77, token_ids(77)))
 
@@ -85,14 +86,21 @@ def main() -> None:
             training.noise_prediction_loss(unet, z, noise, level, cond, added, noise_sched, cfg).backward()
         return (time.perf_counter() - t) / args.steps
 
-    steps(*arms[0][1:])  # first-use set-up
-    rounds = [[steps(cond, ids) for _, cond, ids in arms] for _ in range(args.rounds)]
-    seconds = [float(np.median(x)) for x in zip(*rounds)]
+    for _, cond, ids in arms:  # first-use set-up of each arm's shapes and encoders
+        steps(cond, ids)
+    # Each round starts with the next arm, so a drift in the machine's speed within a run
+    # falls on every arm alike.
+    times = [[] for _ in arms]
+    for r in range(args.rounds):
+        for i in [(r + k) % len(arms) for k in range(len(arms))]:
+            times[i].append(steps(*arms[i][1:]))
+    seconds = [float(np.median(t)) for t in times]
     print(f"world:{args.model} training step, batch {cfg.diffusion.batch}, padding dropout "
           f"{cfg.padding_dropout}, {args.threads} threads, median of {args.rounds} rounds x {args.steps} steps")
     for (name, _, _), sec in zip(arms, seconds):
         print(f"{name}: {sec:.3f} s a step ({sec * cfg.diffusion.steps / 60:.1f} minutes for "
               f"{cfg.diffusion.steps} build steps), {sec / seconds[0]:.2f} x the build's")
+
 
 if __name__ == "__main__":
     main()

@@ -19,13 +19,13 @@ def make_vae():
 
 # The CLIP sequence length (tokenizer and position embeddings) per world model. SD and FLUX
 # keep CLIP's 77. The SDXL world reads 32: the world's longest caption or dataset prompt is
-# 17 tokens (a test keeps it under 32), and its UNet cross-attends over every position, so
-# 77 made its training step 1.1-1.3x as slow for padding alone (benchmarks/world_build_step.py;
-# the build: 67 minutes at 77, 47 at 32).
+# 17 tokens (a test keeps every one within 22), and its UNet cross-attends over every
+# position: at 77 its training step is 1.13x as slow, for padding alone
+# (benchmarks/world_build_step.py).
 CLIP_LENGTH = {"sd": 77, "sdxl": 32, "flux": 77}
 
 
-def make_text_encoder(max_length: int = 77):
+def make_text_encoder(max_length: int):
     from transformers import CLIPTextConfig, CLIPTextModel
 
     return CLIPTextModel(CLIPTextConfig(
@@ -34,7 +34,7 @@ def make_text_encoder(max_length: int = 77):
         projection_dim=64, bos_token_id=49406, eos_token_id=49407, pad_token_id=49407))
 
 
-def make_text_encoder_2(max_length: int = CLIP_LENGTH["sdxl"]):
+def make_text_encoder_2(max_length: int):
     """SDXL's second encoder: a CLIP text model with a projection, whose projected EOS state
     is the pooled text embedding SDXL's UNet adds to its time embedding."""
     from transformers import CLIPTextConfig, CLIPTextModelWithProjection

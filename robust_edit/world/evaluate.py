@@ -22,6 +22,7 @@ from robust_edit.generate import GenerationSettings, generate_images
 from robust_edit.world import scenes
 from robust_edit.world import vocab as V
 from robust_edit.world.render import Scene, render
+from robust_edit.world.sampling import world_sampling
 from robust_edit.world.scorer import WorldScorer, to_tensor
 
 ADHERENCE_FAMILIES = ("colour", "shape", "size", "background")
@@ -230,7 +231,7 @@ def evaluate_world(model_ref: str = "world:sd", n_per_prompt: int = 2, steps: in
 
     pipe = load_pipeline(model_ref)
     scorer = WorldScorer(scorer_dir)
-    settings = GenerationSettings(steps=steps, guidance=guidance, true_cfg=true_cfg, batch_size=128)
+    settings = world_sampling(steps=steps, guidance=guidance, true_cfg=true_cfg)
     images, truths = generate_heldout(pipe, n_per_prompt, settings, seed)
     return {
         "model": model_ref,
@@ -264,7 +265,7 @@ def prompt_grid(model_ref: str, out, steps: int = 25, guidance: float = V.GUIDAN
     pipe = load_pipeline(model_ref)
     prompts = [p for p in GRID_PROMPTS for _ in range(2)]
     imgs = generate_images(pipe, prompts, [seed + i % 2 for i in range(len(prompts))],
-                           GenerationSettings(steps=steps, guidance=guidance, true_cfg=true_cfg, batch_size=128))
+                           world_sampling(steps=steps, guidance=guidance, true_cfg=true_cfg))
     cell, label_h = V.IMAGE_SIZE * scale, 12
     w = cols * (2 * cell + 6)
     rows = (len(GRID_PROMPTS) + cols - 1) // cols

@@ -107,9 +107,10 @@ class Conditioning:
 
     def __init__(self, model: str, t5_vocab_size: int = 0):
         self.model = model
-        self.encoders = {"sd": lambda: [make_text_encoder()],
-                         "sdxl": lambda: [make_text_encoder(CLIP_LENGTH["sdxl"]), make_text_encoder_2()],
-                         "flux": lambda: [make_text_encoder(), make_t5_encoder(t5_vocab_size)]}[model]()
+        length = CLIP_LENGTH[model]
+        self.encoders = {"sd": lambda: [make_text_encoder(length)],
+                         "sdxl": lambda: [make_text_encoder(length), make_text_encoder_2(length)],
+                         "flux": lambda: [make_text_encoder(length), make_t5_encoder(t5_vocab_size)]}[model]()
         # Which encoder's token states the denoiser reads (padding dropout acts on them), and
         # whether it is causal (CLIP: a state reads no later position; FLUX's T5 reads all).
         self.token_index = 1 if model == "flux" else 0
@@ -138,7 +139,7 @@ def condition_dropping_padding(condition: Conditioning, ids: list[torch.Tensor],
     caption's (_replace_padding says why). A causal encoder's states before a caption's EOS
     read nothing after it, so the dropped captions (most of a batch) are encoded only
     through their last EOS: the same conditioning, and an SDXL build's step 1.29x as fast
-    (benchmarks/README.md)."""
+    at 77 positions, 1.11x at the 32 it reads now (benchmarks/README.md)."""
     empty_states, empty_added = condition([e[None] for e in empty_ids])
     eos_id = condition.token_encoder.config.eos_token_id
     rows = [torch.arange(len(drop))]

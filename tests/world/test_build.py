@@ -157,11 +157,11 @@ def test_dropped_captions_encoded_through_their_eos_give_the_full_encodings_cond
 def test_flux_pooled_state_is_the_same_without_the_padding():
     """The FLUX build encodes CLIP only through each batch's last end-of-text: the pooled
     state of a causal encoder does not read the positions after it."""
-    from robust_edit.world.architectures import make_text_encoder
+    from robust_edit.world.architectures import CLIP_LENGTH, make_text_encoder
     from robust_edit.world.tokenizer import clip_tokenizer
 
     torch.manual_seed(0)
-    encoder, tok = make_text_encoder().eval(), clip_tokenizer()
+    encoder, tok = make_text_encoder(CLIP_LENGTH["flux"]).eval(), clip_tokenizer(CLIP_LENGTH["flux"])
     ids = tok(["a big red circle on a white background, in ink style", "a lime", ""],
               padding="max_length", max_length=tok.model_max_length, return_tensors="pt").input_ids
     short = training.through_eos(ids, encoder.config.eos_token_id)
