@@ -65,13 +65,15 @@ def main() -> None:
     # it read before it read 32).
     every_position = copy.copy(condition)
     every_position.causal = False
-    arms = [(f"the build's ({length} positions, dropped captions through their EOS)", condition, token_ids(length)),
-            (f"every caption encoded at all {length} positions", every_position, token_ids(length))]
-    if length != CLIP_LENGTH["sd"]:
-        at_77 = copy.copy(condition)
-        at_77.encoders = [make_text_encoder(CLIP_LENGTH["sd"]), make_text_encoder_2(CLIP_LENGTH["sd"])]
-        at_77.token_encoder = at_77.encoders[at_77.token_index]
-        arms.append(("the build's at CLIP's 77 positions", at_77, token_ids(77)))
+    build_ids = token_ids(length)
+    arms = [(f"the build's ({length} positions, dropped captions through their EOS)", condition, build_ids),
+            (f"every caption encoded at all {length} positions", every_position, build_ids)]
+    clip_length = CLIP_LENGTH["sd"]  # CLIP's own 77
+    if length != clip_length:
+        at_clip_length = copy.copy(condition)
+        at_clip_length.encoders = [make_text_encoder(clip_length), make_text_encoder_2(clip_length)]
+        at_clip_length.token_encoder = at_clip_length.encoders[at_clip_length.token_index]
+        arms.append((f"the build's at CLIP's {clip_length} positions", at_clip_length, token_ids(clip_length)))
 
     def steps(condition, ids) -> float:
         input_ids, empty_ids = ids
